@@ -1,0 +1,8 @@
+import type { Migration } from 'kysely'
+import * as initial from './0001_initial.js'
+
+// Listed here rather than read from the folder, so the packaged plugin finds
+// them wherever it is installed. Names sort in the order they run.
+export const migrations: Record<string, Migration> = {
+  '0001_initial': initial,
+}

@@ -1,0 +1,83 @@
+import type { Generated } from 'kysely'
+
+// Times are milliseconds since the epoch in BIGINT columns and flags are 0/1
+// integers: the one representation SQLite, PostgreSQL and MySQL all share.
+// Repositories turn them back into numbers and booleans at their edge.
+
+export interface UserTable {
+  id: string
+  username: string
+  username_key: string
+  email: string | null
+  email_key: string | null
+  password_hash: string
+  created_at: number
+}
+
+export interface MfaMethodTable {
+  id: string
+  user_id: string
+  name: string
+  secret: string | null
+  is_active: number
+  is_primary: number
+  last_totp_step: number | null
+  created_at: number
+}
+
+export interface BackupCodeTable {
+  id: string
+  method_id: string
+  user_id: string
+  lookup: string
+  code_hash: string
+  created_at: number
+}
+
+export interface LoginAttemptTable {
+  id: string
+  token_hash: string
+  user_id: string
+  method: string
+  failures: Generated<number>
+  expires_at: number
+  used_at: number | null
+  created_at: number
+}
+
+export interface SentCodeTable {
+  id: string
+  user_id: string
+  method: string
+  code_hash: string | null
+  expires_at: number
+  sent_at: number
+}
+
+export interface UserLockTable {
+  user_id: string
+  failures: number
+  lock_count: number
+  locked_until: number
+}
+
+export interface RefreshTokenTable {
+  id: string
+  family_id: string
+  user_id: string
+  token_hash: string
+  amr: string
+  expires_at: number
+  revoked_at: number | null
+  created_at: number
+}
+
+export interface Database {
+  auth_kit_user: UserTable
+  auth_kit_mfa_method: MfaMethodTable
+  auth_kit_backup_code: BackupCodeTable
+  auth_kit_login_attempt: LoginAttemptTable
+  auth_kit_sent_code: SentCodeTable
+  auth_kit_user_lock: UserLockTable
+  auth_kit_refresh_token: RefreshTokenTable
+}

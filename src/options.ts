@@ -1,0 +1,196 @@
+import type { Kysely } from 'kysely'
+import { AuthKitOptionsError } from './errors.js'
+import { MfaHandler, type MfaHandlerClass } from './handlers/base.js'
+import { AppHandler } from './handlers/app.js'
+import { EmailHandler } from './handlers/email.js'
+import type { EmailOptions } from './mail.js'
+import type { UserStore } from './users.js'
+import type { AuthKitEvent } from './services/events.js'
+
+export interface AuthKitOptions {
+  secret: string | string[]
+  database?: string | Kysely<any>
+  migrate?: boolean
+  prefix?: string
+  users?: UserStore<any>
+  registration?: boolean
+  tokens?: { accessTokenExpiry?: number, refreshTokenExpiry?: number }
+  mfa?: {
+    enabled?: boolean
+    handlers?: MfaHandlerClass[]
+    totpInterval?: number
+    totpValidWindow?: number
+    backupCodes?: { count?: number, length?: number, secureHash?: boolean }
+    ephemeralTokenExpiry?: number
+    emailCodeExpiry?: number
+    resendCooldown?: number
+    applicationName?: string
+    maxAttemptsPerToken?: number
+    lockoutThreshold?: number
+    lockoutDuration?: number
+    preventDeleteActiveMethod?: boolean
+    preventDeletePrimaryMethod?: boolean
+    deleteActiveMethodRequireCode?: boolean
+    updatePrimaryMethodRequirePrimaryCode?: boolean
+  }
+  email?: EmailOptions
+  docs?: false | { routePrefix?: string }
+  onEvent?: (event: AuthKitEvent) => void | Promise<void>
+  now?: () => number
+}
+
+export interface ResolvedOptions {
+  secrets: string[]
+  database: string | Kysely<any>
+  migrate: boolean
+  prefix: string
+  users?: UserStore<any>
+  registration: boolean
+  tokens: { accessTokenExpiry: number, refreshTokenExpiry: number }
+  mfa: {
+    enabled: boolean
+    handlers: MfaHandlerClass[]
+    totpInterval: number
+    totpValidWindow: number
+    backupCodes: { count: number, length: number, secureHash: boolean }
+    ephemeralTokenExpiry: number
+    emailCodeExpiry: number
+    resendCooldown: number
+    applicationName: string
+    maxAttemptsPerToken: number
+    lockoutThreshold: number
+    lockoutDuration: number
+    preventDeleteActiveMethod: boolean
+    preventDeletePrimaryMethod: boolean
+    deleteActiveMethodRequireCode: boolean
+    updatePrimaryMethodRequirePrimaryCode: boolean
+  }
+  email?: EmailOptions & { from: string }
+  docs: false | { routePrefix: string }
+  onEvent?: (event: AuthKitEvent) => void | Promise<void>
+  now: () => number
+}
+
+export const HANDLER_NAME = /^[a-z][a-z0-9_]*$/
+
+function positiveInt (option: string, value: unknown, fallback: number, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new AuthKitOptionsError(option, `must be a whole number from ${min} to ${max} (got ${String(value)})`)
+  }
+  return value
+}
+
+function bool (option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new AuthKitOptionsError(option, `must be true or false (got ${String(value)})`)
+  return value
+}
+
+function isHandlerClass (value: unknown): value is MfaHandlerClass {
+  return typeof value === 'function' && value.prototype instanceof MfaHandler
+}
+
+export function checkHandlers (handlers: unknown, emailConfigured: boolean): MfaHandlerClass[] {
+  if (!Array.isArray(handlers) || handlers.length === 0) throw new AuthKitOptionsError('mfa.handlers', 'must be a non-empty array of MfaHandler classes')
+  const seen = new Map<string, string>()
+  for (const [i, cls] of handlers.entries()) {
+    const label = typeof cls === 'function' && cls.name !== '' ? cls.name : `entry ${i}`
+    if (!isHandlerClass(cls)) throw new AuthKitOptionsError('mfa.handlers', `has ${label}, which is not a class extending MfaHandler`)
+    if (typeof cls.NAME !== 'string' || cls.NAME === '') throw new AuthKitOptionsError('mfa.handlers', `has ${label} without a static NAME`)
+    if (!HANDLER_NAME.test(cls.NAME) || cls.NAME.length > 64) throw new AuthKitOptionsError('mfa.handlers', `has ${label} whose NAME "${cls.NAME}" is not lower-case letters, digits and underscores starting with a letter`)
+    const other = seen.get(cls.NAME)
+    if (other !== undefined) throw new AuthKitOptionsError('mfa.handlers', `has two handlers named "${cls.NAME}" (${other} and ${label})`)
+    seen.set(cls.NAME, label)
+    if (typeof cls.REQUIRES_DISPATCH !== 'boolean') throw new AuthKitOptionsError('mfa.handlers', `has ${label} whose REQUIRES_DISPATCH is not a boolean`)
+    for (const key of ['TOTP_INTERVAL', 'TOTP_VALID_WINDOW', 'CODE_EXPIRY'] as const) {
+      const v = cls[key]
+      if (v !== undefined) positiveInt(`mfa.handlers (${label}.${key})`, v, 0, { min: key === 'TOTP_VALID_WINDOW' ? 0 : 1, max: key === 'TOTP_VALID_WINDOW' ? 10 : 86400 })
+    }
+    if ((cls as unknown as { SENDS_EMAIL?: boolean }).SENDS_EMAIL === true && !emailConfigured) {
+      throw new AuthKitOptionsError('mfa.handlers', `lists ${label}, which sends email, but email.transport is not set`)
+    }
+  }
+  return handlers as MfaHandlerClass[]
+}
+
+export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOptions {
+  const o = (raw ?? {}) as AuthKitOptions
+  const secrets = Array.isArray(o.secret) ? o.secret : [o.secret]
+  if (secrets.length === 0 || secrets.some((s) => typeof s !== 'string' || s.length < 32)) {
+    throw new AuthKitOptionsError('secret', 'is required: a string of at least 32 characters, or an array of them (newest first)')
+  }
+  const database = o.database ?? 'sqlite:auth-kit.db'
+  if (typeof database !== 'string' && (typeof database !== 'object' || database === null || typeof (database as any).selectFrom !== 'function')) {
+    throw new AuthKitOptionsError('database', 'must be a connection string or a Kysely instance')
+  }
+  const prefix = o.prefix ?? '/api/auth'
+  if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new AuthKitOptionsError('prefix', 'must be a path starting with "/"')
+
+  let email: ResolvedOptions['email']
+  if (o.email !== undefined && o.email.transport !== undefined) {
+    if (typeof o.email.from !== 'string' || o.email.from === '') throw new AuthKitOptionsError('email.from', 'is required with email.transport')
+    if (o.email.template !== undefined && typeof o.email.template !== 'function') throw new AuthKitOptionsError('email.template', 'must be a function')
+    email = { ...o.email, from: o.email.from }
+  }
+  const m = o.mfa ?? {}
+  const handlers = checkHandlers(m.handlers ?? (email !== undefined ? [AppHandler, EmailHandler] : [AppHandler]), email !== undefined)
+
+  let docs: ResolvedOptions['docs'] = { routePrefix: '/api/docs' }
+  if (o.docs === false) docs = false
+  else if (o.docs !== undefined) {
+    const routePrefix = o.docs.routePrefix ?? '/api/docs'
+    if (typeof routePrefix !== 'string' || !routePrefix.startsWith('/')) throw new AuthKitOptionsError('docs.routePrefix', 'must be a path starting with "/"')
+    docs = { routePrefix }
+  }
+  if (o.onEvent !== undefined && typeof o.onEvent !== 'function') throw new AuthKitOptionsError('onEvent', 'must be a function')
+  if (o.now !== undefined && typeof o.now !== 'function') throw new AuthKitOptionsError('now', 'must be a function returning milliseconds')
+  if (o.users !== undefined) {
+    for (const fn of ['findByLogin', 'findById', 'verifyPassword', 'toPublic', 'emailOf'] as const) {
+      if (typeof (o.users as any)[fn] !== 'function') throw new AuthKitOptionsError('users', `must implement ${fn}()`)
+    }
+  }
+  const backup = m.backupCodes ?? {}
+  const applicationName = m.applicationName ?? 'My App'
+  if (typeof applicationName !== 'string' || applicationName === '' || applicationName.includes(':')) {
+    throw new AuthKitOptionsError('mfa.applicationName', 'must be a non-empty string without ":"')
+  }
+  return {
+    secrets,
+    database,
+    migrate: bool('migrate', o.migrate, true),
+    prefix: prefix.replace(/\/+$/, ''),
+    users: o.users,
+    registration: bool('registration', o.registration, false),
+    tokens: {
+      accessTokenExpiry: positiveInt('tokens.accessTokenExpiry', o.tokens?.accessTokenExpiry, 300),
+      refreshTokenExpiry: positiveInt('tokens.refreshTokenExpiry', o.tokens?.refreshTokenExpiry, 86400),
+    },
+    mfa: {
+      enabled: bool('mfa.enabled', m.enabled, true),
+      handlers,
+      totpInterval: positiveInt('mfa.totpInterval', m.totpInterval, 30, { max: 3600 }),
+      totpValidWindow: positiveInt('mfa.totpValidWindow', m.totpValidWindow, 1, { min: 0, max: 10 }),
+      backupCodes: {
+        count: positiveInt('mfa.backupCodes.count', backup.count, 10, { min: 0, max: 100 }),
+        length: positiveInt('mfa.backupCodes.length', backup.length, 16, { min: 8, max: 64 }),
+        secureHash: bool('mfa.backupCodes.secureHash', backup.secureHash, true),
+      },
+      ephemeralTokenExpiry: positiveInt('mfa.ephemeralTokenExpiry', m.ephemeralTokenExpiry, 600),
+      emailCodeExpiry: positiveInt('mfa.emailCodeExpiry', m.emailCodeExpiry, 600),
+      resendCooldown: positiveInt('mfa.resendCooldown', m.resendCooldown, 30, { min: 0 }),
+      applicationName,
+      maxAttemptsPerToken: positiveInt('mfa.maxAttemptsPerToken', m.maxAttemptsPerToken, 5),
+      lockoutThreshold: positiveInt('mfa.lockoutThreshold', m.lockoutThreshold, 10),
+      lockoutDuration: positiveInt('mfa.lockoutDuration', m.lockoutDuration, 900),
+      preventDeleteActiveMethod: bool('mfa.preventDeleteActiveMethod', m.preventDeleteActiveMethod, false),
+      preventDeletePrimaryMethod: bool('mfa.preventDeletePrimaryMethod', m.preventDeletePrimaryMethod, false),
+      deleteActiveMethodRequireCode: bool('mfa.deleteActiveMethodRequireCode', m.deleteActiveMethodRequireCode, true),
+      updatePrimaryMethodRequirePrimaryCode: bool('mfa.updatePrimaryMethodRequirePrimaryCode', m.updatePrimaryMethodRequirePrimaryCode, true),
+    },
+    email,
+    docs,
+    onEvent: o.onEvent,
+    now: o.now ?? Date.now,
+  }
+}

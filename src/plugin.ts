@@ -1,0 +1,95 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { resolveOptions, type AuthKitOptions } from './options.js'
+import { openDatabase, migrateToLatest } from './db/connect.js'
+import { AuthKitCore, decoratorOf, type AuthKitDecorator } from './core.js'
+import { componentSchemas } from '../schemas/index.js'
+import { loginRoutes } from './routes/login.js'
+import { methodRoutesPlugin } from './routes/methods.js'
+import type { AuthKitUser } from './users.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authKit: AuthKitDecorator
+  }
+  interface FastifyRequest {
+    /** Set by `app.authKit.authenticate`: the user store's record. */
+    user: AuthKitUser
+    /** Authentication methods of the access token: ["pwd"] or ["pwd", "mfa"]. */
+    authKitAmr?: string[]
+  }
+}
+
+const API_VERSION = '0.1.0'
+
+/**
+ * The routes' scope: encapsulated, so its schemas, error handler and docs
+ * stay its own (two instances can live side by side).
+ */
+async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { core: AuthKitCore, hostSwagger: boolean }): Promise<void> {
+  const { options } = core
+  if (!hostSwagger) for (const schema of componentSchemas(core.registry.list())) scope.addSchema(schema)
+
+  if (options.docs !== false && !hostSwagger) {
+    await scope.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: { title: 'fastify-auth-kit', description: 'Multi-factor authentication API.', version: API_VERSION },
+        tags: [
+          { name: 'login', description: 'Two-step login, tokens and the account.' },
+          { name: 'methods', description: 'MFA methods of the logged-in user.' },
+        ],
+        components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      },
+      // Component names from each schema's $id, not def-0, def-1, …
+      refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    })
+    await scope.register(swaggerUi, { routePrefix: options.docs.routePrefix, staticCSP: true })
+  }
+
+  await scope.register(async (routes) => {
+    routes.setErrorHandler((error: FastifyError & { retryAfter?: number }, _request, reply) => {
+      if (typeof error.retryAfter === 'number') reply.header('Retry-After', String(error.retryAfter))
+      const status = error.statusCode ?? 500
+      if (status >= 500 && error.code !== 'AUTH_KIT_DELIVERY_FAILED') reply.log.error({ err: error }, 'fastify-auth-kit: unexpected error')
+      else if (error.code === 'AUTH_KIT_DELIVERY_FAILED') reply.log.warn({ cause: String((error as { deliveryError?: Error }).deliveryError?.message ?? '') }, 'fastify-auth-kit: code delivery failed')
+      return reply.send(error)
+    })
+    // Tokens, codes, secrets and QR links must not sit in any cache.
+    routes.addHook('onSend', async (_request, reply, payload) => {
+      reply.header('Cache-Control', 'no-store')
+      reply.header('Pragma', 'no-cache')
+      return payload
+    })
+    await routes.register(loginRoutes, { core })
+    if (options.mfa.enabled) await routes.register(methodRoutesPlugin, { core })
+  }, { prefix: options.prefix })
+}
+
+const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
+  const options = resolveOptions(rawOptions)
+  const { db, owned } = await openDatabase(options.database)
+  try {
+    if (options.migrate) await migrateToLatest(db)
+  } catch (err) {
+    if (owned) await db.destroy()
+    throw err
+  }
+  const core = new AuthKitCore(db, options, app.log)
+  app.decorate('authKit', decoratorOf(core))
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null as unknown as AuthKitUser)
+  if (!app.hasRequestDecorator('authKitAmr')) app.decorateRequest('authKitAmr', undefined)
+  app.addHook('onClose', async () => {
+    core.mailer?.close()
+    if (owned) await db.destroy()
+  })
+  // With the host's own @fastify/swagger, the routes join its document.
+  const hostSwagger = app.hasDecorator('swagger')
+  if (hostSwagger) for (const schema of componentSchemas(core.registry.list())) app.addSchema(schema)
+  await app.register(authKitScope, { core, hostSwagger })
+}
+
+export const authKitMfa = fp(plugin, { name: 'fastify-auth-kit', fastify: '5.x' })
+export default authKitMfa

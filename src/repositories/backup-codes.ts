@@ -1,0 +1,54 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/types.js'
+import { affected } from './normalize.js'
+
+export interface BackupCodeRow {
+  id: string
+  methodId: string
+  lookup: string
+  codeHash: string
+}
+
+export class BackupCodeRepository {
+  constructor (private readonly db: Kysely<Database>) {}
+
+  /** Drops the method's codes and stores new ones. Run inside a transaction. */
+  async replaceForMethod (methodId: string, userId: string, codes: Array<{ id: string, lookup: string, codeHash: string }>, now: number): Promise<void> {
+    await this.db.deleteFrom('auth_kit_backup_code').where('method_id', '=', methodId).execute()
+    if (codes.length === 0) return
+    await this.db.insertInto('auth_kit_backup_code').values(codes.map((c) => ({
+      id: c.id, method_id: methodId, user_id: userId, lookup: c.lookup, code_hash: c.codeHash, created_at: now,
+    }))).execute()
+  }
+
+  async deleteForMethod (methodId: string): Promise<void> {
+    await this.db.deleteFrom('auth_kit_backup_code').where('method_id', '=', methodId).execute()
+  }
+
+  /** Codes of these methods whose lookup tag is one of `lookups`. */
+  async candidates (methodIds: string[], lookups: string[]): Promise<BackupCodeRow[]> {
+    if (methodIds.length === 0 || lookups.length === 0) return []
+    const rows = await this.db.selectFrom('auth_kit_backup_code').select(['id', 'method_id', 'lookup', 'code_hash'])
+      .where('method_id', 'in', methodIds).where('lookup', 'in', lookups).orderBy('id').execute()
+    return rows.map((r) => ({ id: r.id, methodId: r.method_id, lookup: r.lookup, codeHash: r.code_hash }))
+  }
+
+  /** Every lookup tag the user holds, to keep tags unique per user. */
+  async lookupsOfUser (userId: string): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('auth_kit_backup_code').select('lookup').where('user_id', '=', userId).execute()
+    return new Set(rows.map((r) => r.lookup))
+  }
+
+  /** Deletes one code; true for exactly one of any number of racing callers. */
+  async consume (id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('auth_kit_backup_code').where('id', '=', id).executeTakeFirst()
+    return affected(result) === 1
+  }
+
+  async countByMethod (userId: string): Promise<Map<string, number>> {
+    const rows = await this.db.selectFrom('auth_kit_backup_code')
+      .select(['method_id', (eb) => eb.fn.countAll().as('n')])
+      .where('user_id', '=', userId).groupBy('method_id').execute()
+    return new Map(rows.map((r) => [r.method_id, Number(r.n)]))
+  }
+}

@@ -1,0 +1,46 @@
+import type { FastifyBaseLogger } from 'fastify'
+
+export type AuthKitEventType =
+  | 'login_succeeded' | 'login_failed' | 'mfa_challenge_started' | 'mfa_verified' | 'mfa_failed'
+  | 'user_locked' | 'method_created' | 'method_confirmed' | 'primary_changed' | 'method_deactivated'
+  | 'method_deleted' | 'backup_code_used' | 'backup_codes_regenerated'
+
+/** A security event: who and what, never a code, secret or token. */
+export interface AuthKitEvent {
+  type: AuthKitEventType
+  userId: string | null
+  method?: string
+  ip: string
+  at: string
+}
+
+/** Where a request came from, for the events it causes. */
+export interface RequestContext {
+  ip: string
+}
+
+export class EventBus {
+  constructor (
+    private readonly listener: ((event: AuthKitEvent) => void | Promise<void>) | undefined,
+    private readonly log: FastifyBaseLogger,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * Hands the event to the listener without waiting for it: a slow or failing
+   * listener is logged and never holds up or breaks the route.
+   */
+  emit (type: AuthKitEventType, ctx: RequestContext, userId: string | null, method?: string): void {
+    if (this.listener === undefined) return
+    const event: AuthKitEvent = { type, userId, ...(method !== undefined ? { method } : {}), ip: ctx.ip, at: new Date(this.now()).toISOString() }
+    try {
+      Promise.resolve(this.listener(event)).catch((err: unknown) => this.failed(type, err))
+    } catch (err) {
+      this.failed(type, err)
+    }
+  }
+
+  private failed (type: string, err: unknown): void {
+    this.log.error({ event: type, err: err instanceof Error ? { message: err.message, name: err.name } : String(err) }, 'fastify-auth-kit: onEvent listener failed')
+  }
+}

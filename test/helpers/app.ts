@@ -1,0 +1,65 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { generate } from 'otplib'
+import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
+
+export const SECRET = 'test-secret-that-is-at-least-32-characters-long'
+
+/** A clock the test moves by hand. */
+export function manualClock (start = Date.UTC(2026, 0, 1, 12, 0, 0)) {
+  let t = start
+  return { now: () => t, advance: (seconds: number) => { t += seconds * 1000 }, set: (ms: number) => { t = ms } }
+}
+
+export async function buildApp (options: Partial<AuthKitOptions> = {}, fastifyOptions: Record<string, unknown> = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, ...fastifyOptions })
+  await app.register(authKitMfa, { secret: SECRET, database: 'sqlite::memory:', registration: true, docs: false, ...options } as AuthKitOptions)
+  await app.ready()
+  return app
+}
+
+export const P = '/api/auth'
+
+export async function post (app: FastifyInstance, url: string, body: unknown, access?: string) {
+  const res = await app.inject({
+    method: 'POST', url: P + url, payload: body as any,
+    headers: access !== undefined ? { authorization: `Bearer ${access}` } : {},
+  })
+  return { status: res.statusCode, body: res.body === '' ? undefined : res.json(), headers: res.headers }
+}
+
+export async function get (app: FastifyInstance, url: string, access?: string) {
+  const res = await app.inject({ method: 'GET', url: P + url, headers: access !== undefined ? { authorization: `Bearer ${access}` } : {} })
+  return { status: res.statusCode, body: res.body === '' ? undefined : res.json(), headers: res.headers }
+}
+
+let counter = 0
+/** Registers a fresh user and logs in (one step: no MFA yet). */
+export async function newUser (app: FastifyInstance, name?: string) {
+  const username = name ?? `user${++counter}_${Math.random().toString(36).slice(2, 8)}`
+  const password = 'correct horse battery'
+  const reg = await post(app, '/registration/', { username, email: `${username}@example.com`, password })
+  if (reg.status !== 201) throw new Error(`registration failed: ${JSON.stringify(reg.body)}`)
+  const login = await post(app, '/login/', { username, password })
+  if (login.status !== 200 || login.body.mfa_enabled !== false) throw new Error(`login failed: ${JSON.stringify(login.body)}`)
+  return { username, password, id: reg.body.user.id as string, access: login.body.access as string, refresh: login.body.refresh as string }
+}
+
+export function secretOf (qrLink: string): string {
+  return new URL(qrLink).searchParams.get('secret')!
+}
+
+export async function totp (secret: string, nowMs: number, period = 30): Promise<string> {
+  return generate({ secret, period, epoch: Math.floor(nowMs / 1000) })
+}
+
+/** A user with the app method set up and confirmed (primary). */
+export async function userWithApp (app: FastifyInstance, clock: { now: () => number, advance: (s: number) => void }) {
+  const user = await newUser(app)
+  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
+  if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`)
+  const secret = secretOf(created.body.setup_data.qr_link)
+  const confirm = await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  if (confirm.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirm.body)}`)
+  clock.advance(30) // the confirm step is spent
+  return { ...user, secret, backupCodes: created.body.backup_codes as string[] }
+}
