@@ -21,6 +21,11 @@ export const BackupCodes = Type.Array(Type.String(), {
   description: 'Shown once: groups of four Crockford base32 characters joined by "-". Each works once.',
 })
 
+/** The create response around one shape of `setup_data`. */
+export function createdMethod (setupData: TSchema): TSchema {
+  return Type.Object({ method: Type.String(), backup_codes: BackupCodes, setup_data: setupData })
+}
+
 export interface MethodRouteOptions {
   /** The configured handlers: their setup shapes make `setup_data`. */
   setupSchemas: Array<{ name: string, schema: TSchema }>
@@ -42,11 +47,7 @@ export function methodRoutes (o: MethodRouteOptions): Record<"list" | "create" |
       description: 'Returns the method\'s backup codes (shown only here) and its setup data. Sends a code for methods that send codes. Cache-Control: no-store.',
       body: Type.Object({ method: MethodName }, strict),
       response: {
-        201: Type.Object({
-          method: Type.String(),
-          backup_codes: BackupCodes,
-          setup_data: setupVariants.length === 1 ? setupVariants[0] : Type.Unsafe({ oneOf: setupVariants }),
-        }),
+        201: createdMethod(setupVariants.length === 1 ? setupVariants[0] : Type.Unsafe({ oneOf: setupVariants })),
         400: errorResponse(['FST_ERR_VALIDATION']),
         401: unauthorized,
         409: errorResponse(['AUTH_KIT_METHOD_EXISTS']),

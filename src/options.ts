@@ -103,6 +103,10 @@ export function checkHandlers (handlers: unknown, emailConfigured: boolean): Mfa
     if (other !== undefined) throw new AuthKitOptionsError('mfa.handlers', `has two handlers named "${cls.NAME}" (${other} and ${label})`)
     seen.set(cls.NAME, label)
     if (typeof cls.REQUIRES_DISPATCH !== 'boolean') throw new AuthKitOptionsError('mfa.handlers', `has ${label} whose REQUIRES_DISPATCH is not a boolean`)
+    for (const key of ['DISPLAY_NAME', 'SETUP_RESPONSE_MESSAGE'] as const) {
+      if (typeof cls[key] !== 'string') throw new AuthKitOptionsError('mfa.handlers', `has ${label} whose ${key} is not a string`)
+    }
+    if (typeof cls.setupDataSchema !== 'object' || cls.setupDataSchema === null) throw new AuthKitOptionsError('mfa.handlers', `has ${label} whose setupDataSchema is not a JSON schema (TypeBox) object`)
     for (const key of ['TOTP_INTERVAL', 'TOTP_VALID_WINDOW', 'CODE_EXPIRY'] as const) {
       const v = cls[key]
       if (v !== undefined) positiveInt(`mfa.handlers (${label}.${key})`, v, 0, { min: key === 'TOTP_VALID_WINDOW' ? 0 : 1, max: key === 'TOTP_VALID_WINDOW' ? 10 : 86400 })

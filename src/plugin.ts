@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
-import swagger from '@fastify/swagger'
+import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { resolveOptions, type AuthKitOptions } from './options.js'
 import { openDatabase, migrateToLatest } from './db/connect.js'
@@ -23,6 +23,22 @@ declare module 'fastify' {
 }
 
 const API_VERSION = '0.1.0'
+const BEARER_SCHEME = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } as const
+
+/**
+ * In a host's own document: the routes name the `bearerAuth` scheme, which the
+ * host's options may not define (@fastify/swagger throws on an undefined
+ * scheme), so it is added to each generated document, never to the host's options.
+ */
+const withBearerScheme: SwaggerTransform = ({ schema, url, ...document }) => {
+  if ('openapiObject' in document) {
+    const components = document.openapiObject.components ??= {}
+    if (components.securitySchemes?.bearerAuth === undefined) components.securitySchemes = { ...components.securitySchemes, bearerAuth: BEARER_SCHEME }
+  } else if (document.swaggerObject.securityDefinitions?.bearerAuth === undefined) {
+    document.swaggerObject.securityDefinitions = { ...document.swaggerObject.securityDefinitions, bearerAuth: { type: 'apiKey', name: 'Authorization', in: 'header' } }
+  }
+  return { schema, url }
+}
 
 /**
  * The routes' scope: encapsulated, so its schemas, error handler and docs
@@ -31,6 +47,7 @@ const API_VERSION = '0.1.0'
 async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { core: AuthKitCore, hostSwagger: boolean }): Promise<void> {
   const { options } = core
   if (!hostSwagger) for (const schema of componentSchemas(core.registry.list())) scope.addSchema(schema)
+  else scope.addHook('onRoute', (route) => { route.config = { ...route.config, swaggerTransform: withBearerScheme } })
 
   if (options.docs !== false && !hostSwagger) {
     await scope.register(swagger, {
@@ -41,7 +58,7 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
           { name: 'login', description: 'Two-step login, tokens and the account.' },
           { name: 'methods', description: 'MFA methods of the logged-in user.' },
         ],
-        components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+        components: { securitySchemes: { bearerAuth: BEARER_SCHEME } },
       },
       // Component names from each schema's $id, not def-0, def-1, …
       refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -79,7 +96,8 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   }
   const core = new AuthKitCore(db, options, app.log)
   app.decorate('authKit', decoratorOf(core))
-  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null as unknown as AuthKitUser)
+  // `request.user` is set by authenticate without a decorator: a host's own
+  // @fastify/jwt decorates `user` itself and must be able to register after us.
   if (!app.hasRequestDecorator('authKitAmr')) app.decorateRequest('authKitAmr', undefined)
   app.addHook('onClose', async () => {
     core.mailer?.close()

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import QRCode from 'qrcode'
-import { MfaHandler, handlerContext } from './base.js'
+import { MfaHandler } from './base.js'
 
 /** Authenticator apps: RFC 6238 TOTP, set up by scanning a QR code. */
 export class AppHandler extends MfaHandler {
@@ -14,7 +14,7 @@ export class AppHandler extends MfaHandler {
   }, { title: 'AppSetupData' })
 
   override async initializeMethod (): Promise<{ qr_link: string, qr_code: string }> {
-    const link = await handlerContext(this).services.totpLink(this)
+    const link = await this.getTotpLink()
     const svg = await QRCode.toString(link, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
     return { qr_link: link, qr_code: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}` }
   }

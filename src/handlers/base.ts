@@ -71,8 +71,8 @@ export function handlerContext (handler: MfaHandler): HandlerContext {
 export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
   /** Lower-case letters, digits and underscores, starting with a letter. */
   static NAME: string = ''
-  /** Default: NAME with spaces, upper case. */
-  static DISPLAY_NAME?: string
+  /** Default: NAME with spaces, upper case (`phone_call` → `PHONE CALL`). */
+  declare static DISPLAY_NAME: string
   /** True for methods that send a code (email, SMS); false for TOTP ones. */
   static REQUIRES_DISPATCH: boolean = true
   static SETUP_RESPONSE_MESSAGE: string = 'A verification code has been sent.'
@@ -118,6 +118,15 @@ export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
     return this.handlerClass.REQUIRES_DISPATCH ? services.checkSentCode(this, code) : services.checkTotp(this, code)
   }
 
+  /**
+   * A method that does not send: its otpauth:// link (Key URI format, with
+   * the method's TOTP_INTERVAL), for setup data. It holds the secret.
+   */
+  async getTotpLink (): Promise<string> {
+    if (this.handlerClass.REQUIRES_DISPATCH) throw new Error(`fastify-auth-kit: ${this.handlerClass.name} sends codes and has no TOTP secret`)
+    return handlerContext(this).services.totpLink(this)
+  }
+
   /** One of this method's backup codes; a match is used up. */
   async validateBackupCode (code: string): Promise<boolean> {
     return handlerContext(this).services.checkBackupCode(this, code)
@@ -138,9 +147,22 @@ export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
   }
 }
 
+// The DISPLAY_NAME default is worked out from the class it is read on, so it
+// is an inherited getter; a subclass's own `static DISPLAY_NAME = …` (or an
+// assignment) shadows it with a plain value.
+Object.defineProperty(MfaHandler, 'DISPLAY_NAME', {
+  configurable: true,
+  get (this: { NAME: string }): string { return displayNameFromName(this.NAME) },
+  set (this: object, value: string) { Object.defineProperty(this, 'DISPLAY_NAME', { value, writable: true, enumerable: true, configurable: true }) },
+})
+
+function displayNameFromName (name: string): string {
+  return name.replace(/_/g, ' ').toUpperCase()
+}
+
 export type MfaHandlerClass = (abstract new (user: any, method: MethodState) => MfaHandler<any>) & {
   NAME: string
-  DISPLAY_NAME?: string
+  DISPLAY_NAME: string
   REQUIRES_DISPATCH: boolean
   SETUP_RESPONSE_MESSAGE: string
   TOTP_INTERVAL?: number
@@ -150,5 +172,5 @@ export type MfaHandlerClass = (abstract new (user: any, method: MethodState) => 
 }
 
 export function displayNameOf (cls: MfaHandlerClass): string {
-  return cls.DISPLAY_NAME !== undefined && cls.DISPLAY_NAME !== '' ? cls.DISPLAY_NAME : cls.NAME.replace(/_/g, ' ').toUpperCase()
+  return typeof cls.DISPLAY_NAME === 'string' && cls.DISPLAY_NAME !== '' ? cls.DISPLAY_NAME : displayNameFromName(cls.NAME)
 }

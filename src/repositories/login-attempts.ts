@@ -40,6 +40,25 @@ export class LoginAttemptRepository {
     return affected(result) === 1
   }
 
+  /**
+   * Takes one of the attempt's code checks and holds the attempt while the code
+   * is looked at, in one statement: a parallel verify of the same token is
+   * refused before it can use up a code of its own (rule 8).
+   */
+  async claimForCheck (id: string, max: number, now: number): Promise<boolean> {
+    const result = await this.db.updateTable('auth_kit_login_attempt')
+      .set((eb) => ({ failures: eb('failures', '+', 1), used_at: now }))
+      .where('id', '=', id).where('failures', '<', max).where('used_at', 'is', null).where('expires_at', '>', now)
+      .executeTakeFirst()
+    return affected(result) === 1
+  }
+
+  /** Lets go of a claim whose code was wrong; the counted check stays counted. */
+  async releaseClaim (id: string, claimedAt: number): Promise<void> {
+    await this.db.updateTable('auth_kit_login_attempt').set({ used_at: null })
+      .where('id', '=', id).where('used_at', '=', claimedAt).execute()
+  }
+
   /** Single use: true for exactly one caller. */
   async markUsed (id: string, now: number): Promise<boolean> {
     const result = await this.db.updateTable('auth_kit_login_attempt').set({ used_at: now })

@@ -61,7 +61,9 @@ export class SentCodeRepository {
     return affected(result) === 1
   }
 
-  async deleteForMethod (userId: string, method: string): Promise<void> {
-    await this.db.deleteFrom('auth_kit_sent_code').where('user_id', '=', userId).where('method', '=', method).execute()
+  /** The code stops working; when it was sent is kept, so the cooldown outlives the method. */
+  async invalidate (userId: string, method: string): Promise<void> {
+    await this.db.updateTable('auth_kit_sent_code').set({ code_hash: null })
+      .where('user_id', '=', userId).where('method', '=', method).execute()
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { methodRoutes } from '../../schemas/methods.js'
+import { createdMethod, methodRoutes } from '../../schemas/methods.js'
 import type { AuthKitCore } from '../core.js'
 import { bothSlashes } from './route.js'
 
@@ -14,13 +14,22 @@ export async function methodRoutesPlugin (app: FastifyInstance, { core }: { core
     deleteActiveMethodRequireCode: mfa.deleteActiveMethodRequireCode,
     updatePrimaryMethodRequirePrimaryCode: mfa.updatePrimaryMethodRequirePrimaryCode,
   })
+  // The document shows setup_data as oneOf over the handlers' shapes, but a
+  // serializer given that oneOf writes a value with the first shape it fits (a
+  // custom shape is often a superset of {detail}), dropping fields: each
+  // method's answer is written with its own handler's shape instead.
+  const created = new Map(core.registry.classes().map((cls) => [cls.NAME, createdMethod(cls.setupDataSchema)]))
   app.addHook('preHandler', core.authenticate)
   const methods = core.methods
 
   bothSlashes(app, { method: 'GET', url: '/mfa/', schema: s.list, handler: async (request) => methods.list(request.user) })
   bothSlashes(app, {
     method: 'POST', url: '/mfa/', schema: s.create,
-    handler: async (request: FastifyRequest<Body>, reply) => reply.code(201).send(await methods.create(ctx(request), request.user, request.body.method)),
+    handler: async (request: FastifyRequest<Body>, reply) => {
+      const result = await methods.create(ctx(request), request.user, request.body.method)
+      const body = reply.serializeInput(result, created.get(request.body.method) as Record<string, unknown>)
+      return reply.code(201).type('application/json; charset=utf-8').send(body)
+    },
   })
   bothSlashes(app, {
     method: 'POST', url: '/mfa/confirm/', schema: s.confirm,

@@ -162,8 +162,12 @@ export class CodeService implements HandlerServices {
     return true
   }
 
+  /**
+   * A deleted method's last code stops working, but the time it was sent is
+   * kept: deleting and re-creating a method must not skip the cooldown.
+   */
   async forgetSentCodes (userId: string, method: string): Promise<void> {
-    await this.sentCodes.deleteForMethod(userId, method)
+    await this.sentCodes.invalidate(userId, method)
   }
 
   // --- Backup codes -------------------------------------------------------------

@@ -114,21 +114,31 @@ export class LoginService {
     let exhausted = false
     let backupOf: string | null = null
     const outcome = await this.lockout.checkOutcome(ctx, userId, method.name, async () => {
-      if (!(await this.attempts.reserveCheck(attempt.id, this.settings.maxAttemptsPerToken, this.now()))) {
+      // The attempt is held (marked used) while its code is checked, so a
+      // parallel verify of the same token uses up no code of its own.
+      const claimedAt = this.now()
+      if (!(await this.attempts.claimForCheck(attempt.id, this.settings.maxAttemptsPerToken, claimedAt))) {
         exhausted = true
         return 'skipped'
       }
-      if (await this.methods.handlerFor(user, method).validateOtpCode(code)) return 'right'
-      const active = await this.methods.activeMethods(userId)
-      backupOf = await this.codes.consumeBackupCode(userId, active.map((m) => m.id), code)
-      return backupOf !== null ? 'right' : 'wrong'
+      let right = false
+      try {
+        right = await this.methods.handlerFor(user, method).validateOtpCode(code)
+        if (!right) {
+          const active = await this.methods.activeMethods(userId)
+          backupOf = await this.codes.consumeBackupCode(userId, active.map((m) => m.id), code)
+          right = backupOf !== null
+        }
+      } finally {
+        if (!right) await this.attempts.releaseClaim(attempt.id, claimedAt)
+      }
+      return right ? 'right' : 'wrong'
     })
     if (exhausted) throw new AuthKitErrors.InvalidEphemeralToken()
     if (outcome !== 'right') {
       this.events.emit('mfa_failed', ctx, userId, method.name)
       throw new AuthKitErrors.InvalidCodeLogin()
     }
-    if (!(await this.attempts.markUsed(attempt.id, this.now()))) throw new AuthKitErrors.InvalidEphemeralToken()
     this.events.emit('mfa_verified', ctx, userId, method.name)
     if (backupOf !== null) {
       const owner = (await this.methods.methodsOf(userId)).find((m) => m.id === backupOf)

@@ -1,0 +1,89 @@
+/**
+ * The demo: `npm start`, then open the Swagger UI it prints and try every step
+ * of a two-step login by hand (register, log in, set up a method, log in with
+ * a code). Mailed codes land in the development outbox page and texted codes
+ * in the SMS outbox page, not in any inbox or phone and not in the log.
+ *
+ * Data lives in examples/data/ (gitignored) and survives a restart, so an
+ * authenticator app set up once keeps working. In an application outside this
+ * repository, import from 'fastify-auth-kit' instead of '../src/index.js'.
+ */
+import Fastify from 'fastify'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import authKitMfa, { AppHandler, EmailHandler } from '../src/index.js'
+import { createDevOutbox } from './dev-outbox.js'
+import { SmsHandler, createSmsOutbox, DEMO_PHONE_NUMBER } from './sms-handler.js'
+
+const dataDir = fileURLToPath(new URL('./data/', import.meta.url))
+mkdirSync(dataDir, { recursive: true })
+
+/**
+ * The demo's secret, made once and kept beside its database, so tokens, TOTP
+ * secrets (encrypted with a key derived from it) and data survive a restart.
+ * Production must use its own secret from the environment or a secret store,
+ * never a file made like this one.
+ */
+function demoSecret (): string {
+  if (process.env.AUTH_KIT_SECRET !== undefined) return process.env.AUTH_KIT_SECRET
+  const file = `${dataDir}secret.txt`
+  if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 })
+  return readFileSync(file, 'utf8').trim()
+}
+
+/** One readable line per log record, instead of pino's JSON (no extra dependency). */
+function readableLog (): Writable {
+  const levels: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' }
+  return new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue
+        try {
+          const { level, time, msg, reqId, req, res, responseTime, err } = JSON.parse(line)
+          const clock = new Date(time).toTimeString().slice(0, 8)
+          const request = req !== undefined ? ` ${req.method} ${req.url}` : ''
+          const response = res !== undefined ? ` → ${res.statusCode} in ${Math.round(responseTime)} ms` : ''
+          const error = err !== undefined ? `\n  ${err.stack ?? err.message}` : ''
+          process.stdout.write(`${clock} ${levels[level] ?? level} ${reqId !== undefined ? `[${reqId}] ` : ''}${msg}${request}${response}${error}\n`)
+        } catch {
+          process.stdout.write(`${line}\n`)
+        }
+      }
+      done()
+    },
+  })
+}
+
+const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info', stream: readableLog() } })
+
+const mail = createDevOutbox()
+const texts = createSmsOutbox()
+
+await app.register(authKitMfa, {
+  secret: demoSecret(),
+  database: `sqlite:${dataDir}demo.db`,
+  registration: true,
+  email: { transport: mail.transport, from: 'Auth Kit Demo <no-reply@demo.invalid>' },
+  mfa: {
+    // The demo's users have no phone number of their own: texts go to a fictional one.
+    handlers: [AppHandler, EmailHandler, SmsHandler.withGateway(texts.gateway, { fallbackNumber: DEMO_PHONE_NUMBER })],
+    applicationName: 'Auth Kit Demo',
+  },
+})
+
+// Development pages that show sent codes: never in production.
+mail.register(app, '/dev/outbox')
+texts.register(app, '/dev/sms')
+
+// A route of the host's own, behind the plugin's authentication.
+app.get('/api/hello', { preHandler: app.authKit.authenticate, schema: { hide: true } }, async (request) => ({ hello: request.user.username }))
+app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/api/docs'))
+
+const port = Number(process.env.PORT ?? 3000)
+const base = `http://127.0.0.1:${port}`
+await app.listen({ port, host: '127.0.0.1' })
+app.log.info(`Swagger UI:        ${base}/api/docs`)
+app.log.info(`Mail outbox (dev): ${base}/dev/outbox`)
+app.log.info(`SMS outbox (dev):  ${base}/dev/sms`)

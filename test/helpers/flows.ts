@@ -1,0 +1,107 @@
+import type { FastifyInstance } from 'fastify'
+import QRCode from 'qrcode'
+import { AppHandler } from '../../src/index.js'
+import { post, secretOf, totp } from './app.js'
+
+/**
+ * A second TOTP-style method, so flows between two active methods can run
+ * without email. It inherits the app method's setup data (qr_link, qr_code).
+ */
+export class SecondAppHandler extends AppHandler {
+  static override NAME = 'second_app'
+  static override DISPLAY_NAME = 'Second Authenticator'
+  static override REQUIRES_DISPATCH = false
+}
+
+export interface Clock { now: () => number, advance: (seconds: number) => void }
+
+/** The payload of a JWT, unchecked. */
+export function jwtPayload (token: string): Record<string, any> {
+  const [, payload] = token.split('.')
+  return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
+}
+
+/** Creates and confirms a TOTP method for a logged-in user; the confirm step is then spent. */
+export async function enableTotp (app: FastifyInstance, access: string, clock: Clock, method = 'app') {
+  const created = await post(app, '/mfa/', { method }, access)
+  if (created.status !== 201) throw new Error(`create ${method} failed: ${JSON.stringify(created.body)}`)
+  const secret = secretOf(created.body.setup_data.qr_link)
+  const confirm = await post(app, '/mfa/confirm/', { method, code: await totp(secret, clock.now()) }, access)
+  if (confirm.status !== 200) throw new Error(`confirm ${method} failed: ${JSON.stringify(confirm.body)}`)
+  return { secret, backupCodes: created.body.backup_codes as string[] }
+}
+
+/** Step 1 of login; throws unless a second step is asked for. */
+export async function startLogin (app: FastifyInstance, user: { username: string, password: string }) {
+  const res = await post(app, '/login/', { username: user.username, password: user.password })
+  if (res.status !== 200 || res.body.mfa_enabled !== true) throw new Error(`step 1 did not ask for a second step: ${JSON.stringify(res.body)}`)
+  return res.body as { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[] }
+}
+
+/** Both steps with a code of the primary TOTP method; moves the clock a step on so the code is not a replay. */
+export async function loginWithTotp (app: FastifyInstance, user: { username: string, password: string }, secret: string, clock: Clock) {
+  clock.advance(30)
+  const step1 = await startLogin(app, user)
+  const step2 = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(secret, clock.now()) })
+  if (step2.status !== 200) throw new Error(`step 2 failed: ${JSON.stringify(step2.body)}`)
+  return step2.body as { access: string, refresh: string, access_expiration: string, refresh_expiration: string, user: Record<string, unknown> }
+}
+
+/** A TOTP code of the step that is not the given code (a wrong but well-formed code). */
+export function wrongCode (right: string): string {
+  return right === '000000' ? '111111' : '000000'
+}
+
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
+export function isIso8601 (value: unknown): boolean {
+  return typeof value === 'string' && ISO_8601.test(value) && !Number.isNaN(Date.parse(value))
+}
+
+/**
+ * The dark modules of a QR code drawn as an SVG path of horizontal runs
+ * ("M x y h n m dx dy h n …", as the qrcode package draws them), as rows of 0/1.
+ */
+export function qrModulesOfSvg (svg: string, margin: number): number[][] | null {
+  const viewBox = /viewBox="0 0 (\d+) (\d+)"/.exec(svg)
+  const path = /<path[^>]*stroke="[^"]*"[^>]*d="([^"]+)"/.exec(svg)
+  if (viewBox === null || path === null) return null
+  const size = Number(viewBox[1]) - 2 * margin
+  if (size <= 0) return null
+  const rows = Array.from({ length: size }, () => new Array<number>(size).fill(0))
+  let x = 0
+  let y = 0
+  for (const [, op, args] of path[1].matchAll(/([MmHh])([^MmHh]*)/g)) {
+    const n = args.trim().split(/[\s,]+/).map(Number)
+    if (op === 'M') { x = n[0]; y = n[1] } else if (op === 'm') { x += n[0]; y += n[1] } else {
+      const run = op === 'h' ? n[0] : n[0] - x
+      const row = rows[Math.floor(y) - margin]
+      for (let i = 0; i < run; i++) {
+        if (row === undefined || x - margin + i < 0 || x - margin + i >= size) return null
+        row[x - margin + i] = 1
+      }
+      x += run
+    }
+  }
+  return rows
+}
+
+/** True when the SVG draws the QR code of `text` (any quiet zone, any error-correction level). */
+export function svgIsQrCodeOf (svg: string, text: string): boolean {
+  for (let margin = 0; margin <= 8; margin++) {
+    const modules = qrModulesOfSvg(svg, margin)
+    if (modules !== null && modules.length > 0 && isQrCodeOf(modules, text)) return true
+  }
+  return false
+}
+
+function isQrCodeOf (modules: number[][], text: string): boolean {
+  return (['L', 'M', 'Q', 'H'] as const).some((level) => {
+    const qr = QRCode.create(text, { errorCorrectionLevel: level })
+    const size = qr.modules.size
+    if (size !== modules.length) return false
+    for (let r = 0; r < size; r++) {
+      for (let c = 0; c < size; c++) if ((qr.modules.get(r, c) ? 1 : 0) !== modules[r][c]) return false
+    }
+    return true
+  })
+}

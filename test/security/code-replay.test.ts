@@ -1,0 +1,156 @@
+// Attack: replaying a code or token someone saw (shoulder surfing, a proxy
+// log, a phished page), or racing it in parallel before it is marked used.
+// Every credential works once: a TOTP step, a sent code, a backup code, an
+// ephemeral token, a refresh token — also under N parallel requests, and
+// across two processes sharing one database.
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { AppHandler } from '../../src/index.js'
+import { buildApp, manualClock, post, get, totp } from '../helpers/app.js'
+import { recordingMethod, userWithAppAndSms, startLogin, twoInstances } from '../helpers/security.js'
+
+const N = 8
+
+async function setup (t: { teardown (fn: () => unknown): void }) {
+  const clock = manualClock()
+  const sms = recordingMethod()
+  const [a, b] = await twoInstances(t, { now: clock.now, mfa: { handlers: [AppHandler, sms.Handler] } })
+  const user = await userWithAppAndSms(a, clock, sms)
+  return { a, b, clock, sms, user }
+}
+
+/** One login attempt per request, alternating between the two processes. */
+async function attempts (apps: FastifyInstance[], user: { username: string, password: string }, n: number) {
+  const out: Array<{ app: FastifyInstance, token: string }> = []
+  for (let i = 0; i < n; i++) {
+    const app = apps[i % apps.length]
+    out.push({ app, token: await startLogin(app, user) })
+  }
+  return out
+}
+
+const successes = (results: Array<{ status: number }>) => results.filter((r) => r.status === 200).length
+
+async function remaining (app: FastifyInstance, access: string, method: string): Promise<number> {
+  const list = await get(app, '/mfa/', access)
+  return list.body.find((m: { name: string }) => m.name === method).backup_codes_remaining
+}
+
+t.test('a TOTP step is accepted once for a method, on any route', async (t) => {
+  const { a, b, clock, user } = await setup(t)
+  const code = await totp(user.secret, clock.now())
+  const first = await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code })
+  t.equal(first.status, 200)
+
+  const again = await post(b, '/login/verify/', { ephemeral_token: await startLogin(b, user), code })
+  t.equal(again.status, 401, 'the same step at another login, in another process')
+  t.equal(again.body.code, 'AUTH_KIT_INVALID_CODE')
+  const onRoute = await post(a, '/mfa/backup-codes/', { method: 'app', code }, user.access)
+  t.equal(onRoute.status, 403, 'the same step on a method route')
+
+  // A step before the last accepted one is as spent as the step itself.
+  clock.advance(30)
+  const next = await totp(user.secret, clock.now())
+  t.equal((await post(a, '/mfa/backup-codes/', { method: 'app', code: next }, user.access)).status, 200)
+  const previous = await totp(user.secret, clock.now() - 30_000)
+  t.not(previous, next)
+  t.equal((await post(b, '/login/verify/', { ephemeral_token: await startLogin(b, user), code: previous })).status, 401,
+    'an older step inside the window is refused once a later one was used')
+})
+
+t.test(`${N} parallel logins with one TOTP code across two processes: exactly one succeeds`, async (t) => {
+  const { a, b, clock, user } = await setup(t)
+  const list = await attempts([a, b], user, N)
+  const code = await totp(user.secret, clock.now())
+  const results = await Promise.all(list.map(async ({ app, token }) => post(app, '/login/verify/', { ephemeral_token: token, code })))
+  t.equal(successes(results), 1)
+  t.ok(results.filter((r) => r.status !== 200).every((r) => r.status === 401 && r.body.code === 'AUTH_KIT_INVALID_CODE'))
+})
+
+t.test('a sent code works once, and only the latest one sent works', async (t) => {
+  const { a, b, clock, sms, user } = await setup(t)
+  const token = await startLogin(a, user)
+  t.equal((await post(a, '/login/change-method/', { ephemeral_token: token, new_method: 'sms' })).status, 200)
+  const code = sms.last(user.id)
+  t.equal((await post(a, '/login/verify/', { ephemeral_token: token, code })).status, 200)
+
+  // Within the cooldown nothing new is sent, and the used code stays used.
+  const other = await startLogin(b, user)
+  t.equal((await post(b, '/login/change-method/', { ephemeral_token: other, new_method: 'sms' })).status, 200)
+  t.equal(sms.last(user.id), code, 'nothing new was sent within the cooldown')
+  const replay = await post(b, '/login/verify/', { ephemeral_token: other, code })
+  t.equal(replay.status, 401)
+  t.equal(replay.body.code, 'AUTH_KIT_INVALID_CODE')
+  t.equal((await post(a, '/mfa/backup-codes/', { method: 'sms', code }, user.access)).status, 403, 'nor on a method route')
+
+  clock.advance(30)
+  t.equal((await post(a, '/mfa/send/', { method: 'sms' }, user.access)).status, 200)
+  const older = sms.last(user.id)
+  clock.advance(30)
+  t.equal((await post(b, '/mfa/send/', { method: 'sms' }, user.access)).status, 200)
+  const latest = sms.last(user.id)
+  t.not(older, latest)
+  t.equal((await post(a, '/mfa/backup-codes/', { method: 'sms', code: older }, user.access)).status, 403, 'an earlier code stops working when a new one is sent')
+  t.equal((await post(a, '/mfa/backup-codes/', { method: 'sms', code: latest }, user.access)).status, 200)
+})
+
+t.test(`${N} parallel logins with one sent code across two processes: exactly one succeeds`, async (t) => {
+  const { a, b, sms, user } = await setup(t)
+  const list = await attempts([a, b], user, N)
+  for (const { app, token } of list) t.equal((await post(app, '/login/change-method/', { ephemeral_token: token, new_method: 'sms' })).status, 200)
+  const code = sms.last(user.id)
+  const results = await Promise.all(list.map(async ({ app, token }) => post(app, '/login/verify/', { ephemeral_token: token, code })))
+  t.equal(successes(results), 1)
+})
+
+t.test(`${N} parallel logins with one backup code across two processes: exactly one succeeds`, async (t) => {
+  const { a, b, user } = await setup(t)
+  const list = await attempts([a, b], user, N)
+  const code = user.backupCodes[3]
+  const results = await Promise.all(list.map(async ({ app, token }) => post(app, '/login/verify/', { ephemeral_token: token, code })))
+  t.equal(successes(results), 1)
+  t.equal(await remaining(a, user.access, 'app'), 9, 'one code used up')
+  const later = await post(b, '/mfa/backup-codes/', { method: 'app', code }, user.access)
+  t.equal(later.status, 403, 'a used backup code never works again')
+  // Typed differently, it is still the same used code.
+  const sloppy = code.toLowerCase().replace(/-/g, ' ')
+  t.equal((await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code: sloppy })).status, 401)
+})
+
+t.test(`${N} parallel method-route requests with one backup code: exactly one succeeds`, async (t) => {
+  const { a, b, user } = await setup(t)
+  const code = user.smsBackupCodes[0]
+  const results = await Promise.all(Array.from({ length: N }, async (_, i) => post(i % 2 === 0 ? a : b, '/mfa/deactivate/', { method: 'sms', code }, user.access)))
+  t.equal(successes(results), 1)
+  t.ok(results.filter((r) => r.status !== 200).every((r) => r.status === 403 || r.status === 404))
+})
+
+t.test('an ephemeral token is good for one successful verify, also in parallel', async (t) => {
+  const { a, b, user } = await setup(t)
+  const token = await startLogin(a, user)
+  // Five different right codes (backup codes) race on one token.
+  const codes = user.backupCodes.slice(0, 5)
+  const results = await Promise.all(codes.map(async (code, i) => post(i % 2 === 0 ? a : b, '/login/verify/', { ephemeral_token: token, code })))
+  t.equal(successes(results), 1)
+  t.ok(results.filter((r) => r.status !== 200).every((r) => r.status === 401 && r.body.code === 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN'))
+  t.equal(await remaining(a, user.access, 'app'), 9, 'the losing requests used up no backup code (rule 8)')
+  const after = await post(b, '/login/verify/', { ephemeral_token: token, code: user.backupCodes[6] })
+  t.equal(after.status, 401)
+  t.equal(after.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN', 'a used token stays used')
+})
+
+t.test('a refresh token rotates once, also in parallel; a spent one revokes its family', async (t) => {
+  const { a, b, user } = await setup(t)
+  const login = await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code: user.backupCodes[0] })
+  t.equal(login.status, 200)
+  const results = await Promise.all(Array.from({ length: N }, async (_, i) => post(i % 2 === 0 ? a : b, '/token/refresh/', { refresh: login.body.refresh })))
+  t.equal(successes(results), 1)
+  t.ok(results.filter((r) => r.status !== 200).every((r) => r.status === 401 && r.body.code === 'AUTH_KIT_INVALID_REFRESH_TOKEN'))
+
+  // Sequential reuse: the thief and the owner both lose the chain.
+  const second = await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code: user.backupCodes[1] })
+  const rotated = await post(b, '/token/refresh/', { refresh: second.body.refresh })
+  t.equal(rotated.status, 200)
+  t.equal((await post(a, '/token/refresh/', { refresh: second.body.refresh })).status, 401, 'the spent token is refused')
+  t.equal((await post(a, '/token/refresh/', { refresh: rotated.body.refresh })).status, 401, 'and its successor was revoked with it')
+})
