@@ -86,7 +86,8 @@ export class SmsHandler extends MfaHandler<PhoneUser> {
     const to = this.phoneNumber()
     // Issued only once the number is known: a refused setup leaves no code behind.
     const code = await this.getOtpCode()
-    const minutes = Math.max(1, Math.round(this.settings.codeExpiry / 60))
+    // Rounded down: the text never promises more time than the code has.
+    const minutes = Math.max(1, Math.floor(this.settings.codeExpiry / 60))
     await gateway.send(to, `${code} is your verification code. It expires in ${minutes} minutes. Never share it.`)
   }
 
@@ -119,9 +120,9 @@ export interface SmsOutbox {
 }
 
 /**
- * A stand-in carrier for development: keeps the latest texts in memory, and
- * can show them on a page. Codes are secrets; never register the page where
- * real users are.
+ * DEVELOPMENT AID. A stand-in carrier: keeps the latest texts in memory, and
+ * can show them on a page. Anyone who opens the page reads live codes, so
+ * `register` refuses to run when NODE_ENV is "production".
  */
 export function createSmsOutbox ({ keep = 20, now = Date.now }: { keep?: number, now?: () => number } = {}): SmsOutbox {
   const kept: SmsMessage[] = []
@@ -135,6 +136,7 @@ export function createSmsOutbox ({ keep = 20, now = Date.now }: { keep?: number,
     gateway,
     messages: () => kept.map((m) => ({ ...m })),
     register (app, path = '/dev/sms') {
+      if (process.env.NODE_ENV === 'production') throw new Error('The SMS outbox page shows one-time codes and is a development aid: it refuses to run with NODE_ENV=production')
       app.log.warn({ path }, 'SMS outbox page registered: a development aid that shows one-time codes')
       const noStore = { 'cache-control': 'no-store' }
       app.get(path, { schema: { hide: true } }, async (_request, reply) => reply.headers(noStore).type('text/html; charset=utf-8').send(outboxPage(kept)))

@@ -10,3 +10,5 @@ export type { CodeMail, CodeMailContext, CodeMailTemplate, EmailOptions } from '
 export { defaultCodeMail } from './mail.js'
 export { AuthKitErrors, AuthKitOptionsError } from './errors.js'
 export { authKitRedactPaths } from './redaction.js'
+/** Runs the bundled migrations on a Kysely instance (for hosts that use `migrate: false`). */
+export { migrateToLatest as migrateAuthKit } from './db/connect.js'

@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
 import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { resolveOptions, type AuthKitOptions } from './options.js'
-import { openDatabase, migrateToLatest } from './db/connect.js'
+import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
 import { AuthKitCore, decoratorOf, type AuthKitDecorator } from './core.js'
 import { componentSchemas } from '../schemas/index.js'
 import { loginRoutes } from './routes/login.js'
@@ -90,6 +90,7 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   const { db, owned } = await openDatabase(options.database)
   try {
     if (options.migrate) await migrateToLatest(db)
+    else await requireMigrated(db)
   } catch (err) {
     if (owned) await db.destroy()
     throw err

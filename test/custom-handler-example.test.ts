@@ -142,3 +142,12 @@ t.test('the outbox page escapes what it shows and keeps only the latest texts', 
   t.notMatch(page.body, '<script>')
   t.match(page.body, '&#60;script&#62;')
 })
+
+t.test('the outbox page refuses to run in production', async (t) => {
+  const saved = process.env.NODE_ENV
+  process.env.NODE_ENV = 'production'
+  t.teardown(() => { if (saved === undefined) delete process.env.NODE_ENV; else process.env.NODE_ENV = saved })
+  const host = Fastify({ logger: false })
+  t.teardown(() => host.close())
+  t.throws(() => createSmsOutbox().register(host), /production/)
+})

@@ -161,7 +161,8 @@ t.test('a custom CODE_EXPIRY takes effect', async (t) => {
 
 t.test('a non-dispatching (TOTP) custom handler', async (t) => {
   const clock = manualClock() // starts on a 60-second boundary
-  const app = await buildApp({ now: clock.now, mfa: { handlers: [AppHandler, HardwareTokenHandler] } })
+  // The SMS-like method's {detail} comes first: setup_data {detail, provisioning_link} fits it too, and must still keep both fields.
+  const app = await buildApp({ now: clock.now, mfa: { handlers: [AppHandler, recordingSmsHandler().Handler, HardwareTokenHandler] } })
   t.teardown(() => app.close())
   const user = await newUser(app)
 
@@ -279,4 +280,22 @@ t.test('full flow with an SMS-like method: create, confirm, login, verify, backu
   const regenerated = await post(app, '/mfa/backup-codes/', { method: 'sms', code: sms.lastCode() }, user.access)
   t.equal(regenerated.status, 200, 'the texted code works on a method route')
   t.equal(regenerated.body.backup_codes.length, 10)
+})
+
+t.test('the routes use a handler\'s own validateOtpCode()', async (t) => {
+  const sms = recordingSmsHandler()
+  let phoneStillVerified = false
+  class CheckedTextHandler extends sms.Handler {
+    override async validateOtpCode (code: string): Promise<boolean> {
+      return phoneStillVerified && await super.validateOtpCode(code)
+    }
+  }
+  const app = await buildApp({ mfa: { handlers: [AppHandler, CheckedTextHandler] } })
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  t.equal((await post(app, '/mfa/', { method: 'sms' }, user.access)).status, 201)
+  const refused = await post(app, '/mfa/confirm/', { method: 'sms', code: sms.lastCode() }, user.access)
+  t.equal(refused.status, 403, 'the extra check refuses the right code')
+  phoneStillVerified = true
+  t.equal((await post(app, '/mfa/confirm/', { method: 'sms', code: sms.lastCode() }, user.access)).status, 200)
 })

@@ -1,8 +1,7 @@
 import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
-import type { FastifyInstance } from 'fastify'
-import { get, newUser, post, totp, userWithApp } from './helpers/app.js'
-import { type SmtpMode, buildEmailApp, codeIn, deadPort, emailApp, onlyNewMail, startSmtp, userWithEmail } from './helpers/smtp.js'
+import { newUser, post, totp } from './helpers/app.js'
+import { type SmtpMode, buildEmailApp, codeIn, emailMethodOf, deadPort, emailApp, onlyNewMail, startSmtp, userWithAppAndEmail, userWithEmail } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
@@ -10,10 +9,6 @@ t.afterEach(() => { mailbox.mode = 'accept' })
 
 const refusals: SmtpMode[] = ['reject-recipient', 'reject-message']
 
-async function emailRow (app: FastifyInstance, access: string) {
-  const list = await get(app, '/mfa/', access)
-  return list.body.find((m: { name: string }) => m.name === 'email')
-}
 
 function isDeliveryFailed (t: Test, res: { status: number, body: any }): void {
   t.equal(res.status, 503)
@@ -29,7 +24,7 @@ for (const mode of refusals) {
     const before = mailbox.messages.length
     isDeliveryFailed(t, await post(app, '/mfa/', { method: 'email' }, user.access))
     t.equal(mailbox.messages.length, before)
-    t.match(await emailRow(app, user.access), { is_setup: false, is_active: false, backup_codes_remaining: 0 })
+    t.match(await emailMethodOf(app, user.access), { is_setup: false, is_active: false, backup_codes_remaining: 0 })
 
     // Nothing was stored, the cooldown included: setup works at once when the server is back.
     mailbox.mode = 'accept'
@@ -44,7 +39,7 @@ t.test('a port where nothing listens gives 503 and leaves no method', async (t) 
   t.teardown(() => app.close())
   const user = await newUser(app)
   isDeliveryFailed(t, await post(app, '/mfa/', { method: 'email' }, user.access))
-  t.match(await emailRow(app, user.access), { is_setup: false })
+  t.match(await emailMethodOf(app, user.access), { is_setup: false })
   isDeliveryFailed(t, await post(app, '/mfa/', { method: 'email' }, user.access))
   t.equal((await post(app, '/mfa/', { method: 'app' }, user.access)).status, 201, 'the app method does not need the mail server')
 })
@@ -95,11 +90,7 @@ t.test('login step 1 with email as primary gives 503 when the code cannot be mai
 
 t.test('a failed change-method to email leaves the attempt on its method', async (t) => {
   const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithApp(app, clock)
-  const before = mailbox.messages.length
-  t.equal((await post(app, '/mfa/', { method: 'email' }, user.access)).status, 201)
-  t.equal((await post(app, '/mfa/confirm/', { method: 'email', code: codeIn(onlyNewMail(mailbox, before)) }, user.access)).status, 200)
-  clock.advance(30)
+  const user = await userWithAppAndEmail(app, mailbox, clock)
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.equal(step1.body.method, 'app')
   mailbox.mode = 'reject-recipient'

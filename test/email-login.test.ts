@@ -1,6 +1,6 @@
 import t from 'tap'
-import { get, manualClock, post, totp, userWithApp } from './helpers/app.js'
-import { emailApp, codeIn, onlyNewMail, recipientOf, startSmtp, userWithEmail } from './helpers/smtp.js'
+import { get, post, totp, userWithApp } from './helpers/app.js'
+import { emailApp, codeIn, onlyNewMail, recipientOf, startSmtp, userWithAppAndEmail, userWithEmail } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
@@ -168,21 +168,9 @@ t.test('resend for an app login is 400 and mails nothing', async (t) => {
   t.equal(mailbox.messages.length, before)
 })
 
-/** A user whose primary is the app, with email set up and confirmed too. */
-async function userWithAppAndEmail (app: Parameters<typeof userWithApp>[0], clock: ReturnType<typeof manualClock>) {
-  const user = await userWithApp(app, clock)
-  const before = mailbox.messages.length
-  const created = await post(app, '/mfa/', { method: 'email' }, user.access)
-  if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`)
-  const confirmed = await post(app, '/mfa/confirm/', { method: 'email', code: codeIn(onlyNewMail(mailbox, before)) }, user.access)
-  if (confirmed.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirmed.body)}`)
-  clock.advance(30)
-  return user
-}
-
 t.test('change-method from app to email mails a code that finishes the login', async (t) => {
   const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithAppAndEmail(app, clock)
+  const user = await userWithAppAndEmail(app, mailbox, clock)
   const before = mailbox.messages.length
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.same(step1.body, { mfa_enabled: true, ephemeral_token: step1.body.ephemeral_token, method: 'app', methods: ['app', 'email'] })
@@ -198,7 +186,7 @@ t.test('change-method from app to email mails a code that finishes the login', a
 
 t.test('change-method to email within the cooldown mails nothing and the code sent last still works', async (t) => {
   const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithAppAndEmail(app, clock)
+  const user = await userWithAppAndEmail(app, mailbox, clock)
   const before = mailbox.messages.length
   t.equal((await post(app, '/mfa/send/', { method: 'email' }, user.access)).status, 200)
   const code = codeIn(onlyNewMail(mailbox, before))
@@ -211,7 +199,7 @@ t.test('change-method to email within the cooldown mails nothing and the code se
 
 t.test('change-method from email to app mails nothing and the app code finishes the login', async (t) => {
   const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithAppAndEmail(app, clock)
+  const user = await userWithAppAndEmail(app, mailbox, clock)
   t.equal((await post(app, '/mfa/primary/', { method: 'email', primary_code: await totp(user.secret, clock.now()) }, user.access)).status, 200)
   clock.advance(30)
   let before = mailbox.messages.length

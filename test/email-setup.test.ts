@@ -1,17 +1,12 @@
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { AppHandler, EmailHandler, type UserStore, type AuthKitUser } from '../src/index.js'
-import { buildApp, get, manualClock, newUser, post } from './helpers/app.js'
-import { FROM, emailApp, codeIn, onlyNewMail, recipientOf, smtpTransport, startSmtp, userWithEmail } from './helpers/smtp.js'
+import { buildApp, manualClock, newUser, post } from './helpers/app.js'
+import { FROM, emailApp, codeIn, emailMethodOf, onlyNewMail, recipientOf, smtpTransport, startSmtp, userWithEmail } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
 
 
-async function emailRow (app: FastifyInstance, access: string) {
-  const list = await get(app, '/mfa/', access)
-  return list.body.find((m: { name: string }) => m.name === 'email')
-}
 
 t.test('setting up the email method mails a code that confirms it', async (t) => {
   const { app } = await emailApp(t, mailbox)
@@ -26,10 +21,10 @@ t.test('setting up the email method mails a code that confirms it', async (t) =>
   t.equal(recipientOf(mail), `${user.username}@example.com`)
   t.equal(mail.from?.value[0]?.address, FROM)
 
-  t.match(await emailRow(app, user.access), { is_setup: true, is_active: false, requires_dispatch: true })
+  t.match(await emailMethodOf(app, user.access), { is_setup: true, is_active: false, requires_dispatch: true })
   const confirmed = await post(app, '/mfa/confirm/', { method: 'email', code: codeIn(mail) }, user.access)
   t.equal(confirmed.status, 200)
-  t.match(await emailRow(app, user.access), { is_setup: true, is_active: true, is_primary: true })
+  t.match(await emailMethodOf(app, user.access), { is_setup: true, is_active: true, is_primary: true })
 })
 
 t.test('the code mail has a clear subject, a text and an HTML part, the code, the application name and the code\'s life', async (t) => {
@@ -238,7 +233,7 @@ t.test('a user with no email address cannot set up the email method', async (t) 
   t.equal(created.status, 422)
   t.equal(created.body.code, 'AUTH_KIT_NO_EMAIL_ADDRESS')
   t.equal(mailbox.messages.length, before, 'nothing was mailed')
-  t.match(await emailRow(app, login.body.access), { is_setup: false, is_active: false })
+  t.match(await emailMethodOf(app, login.body.access), { is_setup: false, is_active: false })
   t.equal((await post(app, '/mfa/', { method: 'app' }, login.body.access)).status, 201, 'the app method is still on offer')
 })
 

@@ -666,3 +666,53 @@ t.test('mfa.totpInterval sets the step length, in the link and in the check', as
   const step1 = await startLogin(app, user)
   t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(secret, clock.now(), 60) })).status, 200)
 })
+
+t.test('routes for every method', async (t) => {
+  const clock = manualClock()
+  const app = await buildApp({ ...base, now: clock.now, mfa: { handlers, ...quick } })
+  t.teardown(() => app.close())
+
+  t.test('send for the app method is a 400 AUTH_KIT_METHOD_NOT_DISPATCHABLE, whether or not the user has it', async (t) => {
+    const fresh = await newUser(app)
+    const without = await post(app, '/mfa/send/', { method: 'app' }, fresh.access)
+    t.equal(without.status, 400)
+    t.equal(without.body.code, 'AUTH_KIT_METHOD_NOT_DISPATCHABLE')
+    const user = await userWithApp(app, clock)
+    const withIt = await post(app, '/mfa/send/', { method: 'app' }, user.access)
+    t.equal(withIt.status, 400)
+    t.equal(withIt.body.code, 'AUTH_KIT_METHOD_NOT_DISPATCHABLE')
+  })
+
+  t.test('an unknown method name is a 400 FST_ERR_VALIDATION on every method route', async (t) => {
+    const user = await newUser(app)
+    for (const url of ['/mfa/', '/mfa/confirm/', '/mfa/primary/', '/mfa/deactivate/', '/mfa/delete/', '/mfa/send/', '/mfa/backup-codes/']) {
+      const res = await post(app, url, { method: 'carrier_pigeon', code: '123456', primary_code: '123456' }, user.access)
+      t.equal(res.status, 400, url)
+      t.equal(res.body.code, 'FST_ERR_VALIDATION', url)
+    }
+  })
+
+  t.test('every method route needs auth, with and without its trailing slash', async (t) => {
+    for (const url of ['/mfa/', '/mfa/confirm/', '/mfa/primary/', '/mfa/deactivate/', '/mfa/delete/', '/mfa/send/', '/mfa/backup-codes/']) {
+      for (const path of [url, url.slice(0, -1)]) {
+        const res = await post(app, path, { method: 'app', code: '123456', primary_code: '123456' })
+        t.equal(res.status, 401, path)
+        t.equal(res.body.code, 'AUTH_KIT_UNAUTHORIZED', path)
+      }
+    }
+  })
+
+  t.test('the method flow works on the paths without a trailing slash', async (t) => {
+    const user = await newUser(app)
+    const created = await post(app, '/mfa', { method: 'app' }, user.access)
+    t.equal(created.status, 201)
+    const secret = secretOf(created.body.setup_data.qr_link)
+    t.equal((await post(app, '/mfa/confirm', { method: 'app', code: await totp(secret, clock.now()) }, user.access)).status, 200)
+    clock.advance(30)
+    t.equal((await post(app, '/mfa/primary', { method: 'app', primary_code: created.body.backup_codes[0] }, user.access)).status, 200)
+    t.equal((await post(app, '/mfa/backup-codes', { method: 'app', code: await totp(secret, clock.now()) }, user.access)).status, 200)
+    t.equal((await post(app, '/mfa/deactivate', { method: 'app', code: '000000' }, user.access)).body.code, 'AUTH_KIT_PRIMARY_METHOD_PROTECTED')
+    clock.advance(30)
+    t.equal((await post(app, '/mfa/delete', { method: 'app', code: await totp(secret, clock.now()) }, user.access)).status, 204)
+  })
+})

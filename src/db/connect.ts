@@ -34,14 +34,29 @@ export async function openDatabase (database: string | Kysely<any>): Promise<Ope
   throw new AuthKitOptionsError('database', `must be "sqlite:PATH", "sqlite::memory:", "postgres://…", "mysql://…" or a Kysely instance (got "${database.split(':')[0]}:…")`)
 }
 
-export async function migrateToLatest (db: Kysely<any>): Promise<void> {
-  const migrator = new Migrator({
+function migratorFor (db: Kysely<any>): Migrator {
+  return new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
     // Own bookkeeping tables, so a host's Kysely migrator is not confused.
     migrationTableName: 'auth_kit_migration',
     migrationLockTableName: 'auth_kit_migration_lock',
   })
+}
+
+/**
+ * With `migrate: false` the tables must already be there: a database the
+ * bundled migrations have not fully run on fails registration, not every request.
+ */
+export async function requireMigrated (db: Kysely<any>): Promise<void> {
+  const pending = (await migratorFor(db).getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name)
+  if (pending.length > 0) {
+    throw new AuthKitOptionsError('migrate', `is false but the database lacks the bundled migrations ${pending.join(', ')}: run them (or set migrate: true) before registering the plugin`)
+  }
+}
+
+export async function migrateToLatest (db: Kysely<any>): Promise<void> {
+  const migrator = migratorFor(db)
   const { error, results } = await migrator.migrateToLatest()
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === 'Error')

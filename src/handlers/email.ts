@@ -22,7 +22,8 @@ export class EmailHandler extends MfaHandler {
       to,
       code,
       applicationName: services.applicationName,
-      expiresInMinutes: Math.max(1, Math.round(this.settings.codeExpiry / 60)),
+      // Rounded down: the mail never promises more time than the code has.
+      expiresInMinutes: Math.max(1, Math.floor(this.settings.codeExpiry / 60)),
     })
   }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { Value } from '@sinclair/typebox/value'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import { MethodRepository, type MethodRow } from '../repositories/methods.js'
@@ -101,6 +102,8 @@ export class MethodService {
     } else {
       setupData = await handler.initializeMethod()
     }
+    // A handler whose setup data misses its own schema is a host bug: fail before storing anything.
+    if (!Value.Check(cls.setupDataSchema, setupData)) throw new Error(`fastify-auth-kit: ${cls.name}.initializeMethod() returned data that does not match its setupDataSchema`)
     const { shown, stored } = await this.codes.newBackupCodes(userId)
     try {
       await this.db.transaction().execute(async (trx) => {

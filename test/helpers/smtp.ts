@@ -3,7 +3,7 @@ import { SMTPServer, type SMTPServerDataStream } from 'smtp-server'
 import { simpleParser, type ParsedMail } from 'mailparser'
 import type { FastifyInstance } from 'fastify'
 import { EmailHandler, AppHandler, type AuthKitOptions } from '../../src/index.js'
-import { buildApp, manualClock, newUser, post } from './app.js'
+import { buildApp, get, manualClock, newUser, post, userWithApp } from './app.js'
 
 /** What the loopback SMTP server does with the next messages. */
 export type SmtpMode = 'accept' | 'reject-recipient' | 'reject-message'
@@ -119,4 +119,22 @@ export async function emailApp (t: { teardown: (fn: () => unknown) => void }, ma
   const app = await buildEmailApp(mailbox.port, { now: clock.now, ...options }, fastifyOptions)
   t.teardown(() => app.close())
   return { app, clock }
+}
+
+/** The user's `email` entry in GET /mfa/. */
+export async function emailMethodOf (app: FastifyInstance, access: string) {
+  const list = await get(app, '/mfa/', access)
+  return list.body.find((m: { name: string }) => m.name === 'email')
+}
+
+/** A user whose primary is the app, with email set up and confirmed too; the cooldown has passed. */
+export async function userWithAppAndEmail (app: FastifyInstance, mailbox: Mailbox, clock: { now: () => number, advance: (s: number) => void }) {
+  const user = await userWithApp(app, clock)
+  const before = mailbox.messages.length
+  const created = await post(app, '/mfa/', { method: 'email' }, user.access)
+  if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`)
+  const confirmed = await post(app, '/mfa/confirm/', { method: 'email', code: codeIn(onlyNewMail(mailbox, before)) }, user.access)
+  if (confirmed.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirmed.body)}`)
+  clock.advance(30)
+  return user
 }
