@@ -49,6 +49,8 @@ await bare.ready()
 const app = Fastify({ logger: false })
 await app.register(authKitMfa, {
   secret: SECRET, database: 'sqlite::memory:', registration: true, docs: false, now,
+  // The clock moves 30 s per TOTP round: one access token lasts the whole run.
+  tokens: { accessTokenExpiry: 86400 },
   mfa: { handlers: [AppHandler], backupCodes: { count: 20 } },
 })
 await app.ready()
