@@ -46,6 +46,11 @@ export class Keyring {
     return ['v1', key.id, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.')
   }
 
+  /** True when `sealed` was made with the newest key (false: re-seal it when convenient). */
+  sealedWithCurrent (sealed: string): boolean {
+    return sealed.split('.')[1] === this.current.id
+  }
+
   decrypt (sealed: string, context: string): string {
     const [version, keyId, iv, body, tag] = sealed.split('.')
     const key = this.byId(keyId)

@@ -84,6 +84,12 @@ export class MethodRepository {
     return affected(result) === 1
   }
 
+  /** Replaces the sealed secret, only if it still holds `previous` (key rotation). */
+  async resealSecret (id: string, previous: string, sealed: string): Promise<void> {
+    await this.db.updateTable('auth_kit_mfa_method').set({ secret: sealed })
+      .where('id', '=', id).where('secret', '=', previous).execute()
+  }
+
   /**
    * Records an accepted TOTP step, only if it is later than every step
    * accepted before: the compare-and-set that makes a step single use

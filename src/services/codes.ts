@@ -67,13 +67,16 @@ export class CodeService implements HandlerServices {
     return this.keyring.encrypt(generateSecret({ length: 20 }), secretContext(userId, method))
   }
 
-  private async secretOf (handler: MfaHandler): Promise<{ secret: string, lastStep: number | null, methodId: string }> {
+  private async secretOf (handler: MfaHandler): Promise<{ secret: string, sealed: string, methodId: string }> {
     const { userId, methodId, sealedSecret } = handlerContext(handler)
     // A method being created has no row yet: its secret travels in the context.
-    if (typeof sealedSecret === 'string') return { secret: this.keyring.decrypt(sealedSecret, secretContext(userId, handler.method.name)), lastStep: null, methodId }
-    const row = await this.methods.find(userId, handler.method.name)
-    if (row === undefined || row.secret === null) throw new Error(`fastify-auth-kit: method "${handler.method.name}" has no TOTP secret`)
-    return { secret: this.keyring.decrypt(row.secret, secretContext(userId, row.name)), lastStep: row.lastTotpStep, methodId: row.id }
+    let sealed = sealedSecret
+    if (typeof sealed !== 'string') {
+      const row = await this.methods.find(userId, handler.method.name)
+      if (row === undefined || row.secret === null) throw new Error(`fastify-auth-kit: method "${handler.method.name}" has no TOTP secret`)
+      sealed = row.secret
+    }
+    return { secret: this.keyring.decrypt(sealed, secretContext(userId, handler.method.name)), sealed, methodId }
   }
 
   async currentTotp (handler: MfaHandler): Promise<string> {
@@ -83,14 +86,27 @@ export class CodeService implements HandlerServices {
 
   async checkTotp (handler: MfaHandler, code: string): Promise<boolean> {
     if (!/^[0-9]{6}$/.test(code)) return false
-    const { secret, methodId } = await this.secretOf(handler)
+    let stored: Awaited<ReturnType<CodeService['secretOf']>>
+    try {
+      stored = await this.secretOf(handler)
+    } catch {
+      // Sealed under a key no longer in `secret`: no code can match it.
+      return false
+    }
+    const { secret, sealed, methodId } = stored
     const period = handler.settings.totpInterval
     const result = await verifyTotp({
       secret, token: code, period, epoch: Math.floor(this.now() / 1000), epochTolerance: handler.settings.totpValidWindow * period,
     })
     if (!result.valid) return false
     // Each step is good once per method, on any route, in any process.
-    return this.methods.advanceTotpStep(methodId, (result as { timeStep: number }).timeStep)
+    if (!(await this.methods.advanceTotpStep(methodId, (result as { timeStep: number }).timeStep))) return false
+    // Key rotation: a secret sealed under an older key moves to the newest on use,
+    // so the older key can be retired once users have logged in.
+    if (!this.keyring.sealedWithCurrent(sealed)) {
+      await this.methods.resealSecret(methodId, sealed, this.keyring.encrypt(secret, secretContext(handlerContext(handler).userId, handler.method.name)))
+    }
+    return true
   }
 
   async totpLink (handler: MfaHandler): Promise<string> {

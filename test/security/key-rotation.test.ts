@@ -58,6 +58,22 @@ t.test('rotating the secret: old values work while the old key is listed, new on
   t.equal((await post(retired, '/token/refresh/', { refresh: refreshed.body.refresh })).status, 200, 'a refresh token issued under [B, A] works')
   const newcomerLogin = await post(retired, '/login/verify/', { ephemeral_token: await startLogin(retired, newcomer), code: await totp(newcomer.secret, clock.now()) })
   t.equal(newcomerLogin.status, 200, 'a TOTP secret set up under [B, A] was sealed with B')
+  clock.advance(30)
+  const resealed = await post(retired, '/login/verify/', { ephemeral_token: await startLogin(retired, user), code: await totp(user.secret, clock.now()) })
+  t.equal(resealed.status, 200, 'a TOTP secret sealed under A moved to B when it was used under [B, A]')
+})
+
+t.test('a TOTP secret sealed under a removed key fails as a wrong code, never a 500', async (t) => {
+  const clock = manualClock()
+  const database = `sqlite:${join(tempDir(t), 'removed-key.db')}`
+  const first = await buildApp({ secret: [A], database, now: clock.now })
+  const user = await userWithApp(first, clock)
+  await first.close()
+  const app = await buildApp({ secret: [B], database, now: clock.now })
+  t.teardown(() => app.close())
+  const verify = await post(app, '/login/verify/', { ephemeral_token: await startLogin(app, user), code: await totp(user.secret, clock.now()) })
+  t.equal(verify.status, 401)
+  t.equal(verify.body.code, 'AUTH_KIT_INVALID_CODE')
 })
 
 t.test('a secret list is checked at registration', async (t) => {
