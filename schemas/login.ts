@@ -105,7 +105,7 @@ export const loginRoutes = {
     tags: ['login'],
     summary: 'Create an account (built-in user store)',
     body: Type.Object({
-      username: Type.String({ minLength: 1, maxLength: 150, pattern: '^[^\\s@]+$' }),
+      username: Type.String({ minLength: 1, maxLength: 150, pattern: '^\\S+$' }),
       email: Type.String({ format: 'email', maxLength: 320 }),
       password: Type.String({ minLength: 8, maxLength: 1024 }),
     }, strict),

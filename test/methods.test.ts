@@ -716,3 +716,15 @@ t.test('routes for every method', async (t) => {
     t.equal((await post(app, '/mfa/delete', { method: 'app', code: await totp(secret, clock.now()) }, user.access)).status, 204)
   })
 })
+
+t.test('authentication is checked before the body: an anonymous caller gets 401 whatever it sends', async (t) => {
+  const app = await buildApp()
+  t.teardown(() => app.close())
+  for (const url of ['/mfa/', '/mfa/confirm/', '/mfa/primary/', '/mfa/deactivate/', '/mfa/delete/', '/mfa/send/', '/mfa/backup-codes/', '/logout/']) {
+    for (const body of [{}, { method: 'nope' }, { method: 'app', code: 123 }]) {
+      const res = await post(app, url, body)
+      t.equal(res.status, 401, `${url} ${JSON.stringify(body)}`)
+      t.equal(res.body.code, 'AUTH_KIT_UNAUTHORIZED')
+    }
+  }
+})

@@ -85,3 +85,15 @@ t.test('registration is off when the option is left out', async (t) => {
   t.teardown(() => app.close())
   t.equal((await post(app, '/registration/', { username: 'gina', email: 'gina@example.com', password: 'long enough' })).status, 404)
 })
+
+t.test('a username may not be another account\'s email address, nor the reverse (login takes either)', async (t) => {
+  const app = await buildApp({ registration: true })
+  t.teardown(() => app.close())
+  t.equal((await post(app, '/registration/', { username: 'carol', email: 'carol@example.com', password: 'long enough' })).status, 201)
+  const asUsername = await post(app, '/registration/', { username: 'CAROL@example.com', email: 'mallory@example.com', password: 'long enough' })
+  t.equal(asUsername.status, 409)
+  t.equal(asUsername.body.code, 'AUTH_KIT_USERNAME_TAKEN')
+  const asEmail = await post(app, '/registration/', { username: 'mallory', email: 'Carol@Example.com', password: 'long enough' })
+  t.equal(asEmail.status, 409)
+  t.equal((await post(app, '/registration/', { username: 'dave@example.org', email: 'dave@example.org', password: 'long enough' })).status, 201, 'a username may look like an address')
+})

@@ -29,18 +29,6 @@ export class LoginAttemptRepository {
   }
 
   /**
-   * Takes one of the attempt's code checks before the code is looked at, so
-   * parallel requests cannot test more codes than `max`.
-   */
-  async reserveCheck (id: string, max: number, now: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_login_attempt')
-      .set((eb) => ({ failures: eb('failures', '+', 1) }))
-      .where('id', '=', id).where('failures', '<', max).where('used_at', 'is', null).where('expires_at', '>', now)
-      .executeTakeFirst()
-    return affected(result) === 1
-  }
-
-  /**
    * Takes one of the attempt's code checks and holds the attempt while the code
    * is looked at, in one statement: a parallel verify of the same token is
    * refused before it can use up a code of its own (rule 8).
@@ -59,19 +47,12 @@ export class LoginAttemptRepository {
       .where('id', '=', id).where('used_at', '=', claimedAt).execute()
   }
 
-  /** Single use: true for exactly one caller. */
-  async markUsed (id: string, now: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_login_attempt').set({ used_at: now })
-      .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now).executeTakeFirst()
-    return affected(result) === 1
-  }
-
   async rebind (id: string, method: string): Promise<void> {
     await this.db.updateTable('auth_kit_login_attempt').set({ method }).where('id', '=', id).execute()
   }
 
-  /** Attempts finished or expired before `before`: nothing refers to them any more. */
-  async purge (before: number): Promise<void> {
-    await this.db.deleteFrom('auth_kit_login_attempt').where('expires_at', '<', before).execute()
+  /** The user's attempts that have expired: nothing refers to them any more. */
+  async purgeExpired (userId: string, now: number): Promise<void> {
+    await this.db.deleteFrom('auth_kit_login_attempt').where('user_id', '=', userId).where('expires_at', '<=', now).execute()
   }
 }

@@ -41,4 +41,9 @@ export class RefreshTokenRepository {
     await this.db.updateTable('auth_kit_refresh_token').set({ revoked_at: now })
       .where('family_id', '=', familyId).where('revoked_at', 'is', null).execute()
   }
+
+  /** The user's expired tokens: no longer needed to detect reuse. */
+  async purgeExpired (userId: string, now: number): Promise<void> {
+    await this.db.deleteFrom('auth_kit_refresh_token').where('user_id', '=', userId).where('expires_at', '<=', now).execute()
+  }
 }

@@ -20,14 +20,14 @@ export async function loginRoutes (app: FastifyInstance, { core }: { core: AuthK
     },
   })
   bothSlashes(app, {
-    method: 'POST', url: '/logout/', schema: s.logout, preHandler: core.authenticate,
+    method: 'POST', url: '/logout/', schema: s.logout, onRequest: core.authenticate,
     handler: async (request: FastifyRequest<Body>, reply) => {
       await core.tokens.logout(String(request.user.id), request.body.refresh)
       return reply.code(204).send()
     },
   })
   bothSlashes(app, {
-    method: 'GET', url: '/user/', schema: s.user, preHandler: core.authenticate,
+    method: 'GET', url: '/user/', schema: s.user, onRequest: core.authenticate,
     handler: async (request) => ({ user: core.users.toPublic(request.user) }),
   })
   if (core.options.registration) {

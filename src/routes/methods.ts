@@ -19,7 +19,8 @@ export async function methodRoutesPlugin (app: FastifyInstance, { core }: { core
   // custom shape is often a superset of {detail}), dropping fields: each
   // method's answer is written with its own handler's shape instead.
   const created = new Map(core.registry.classes().map((cls) => [cls.NAME, createdMethod(cls.setupDataSchema)]))
-  app.addHook('preHandler', core.authenticate)
+  // Auth before body validation: an anonymous caller learns nothing of the schemas.
+  app.addHook('onRequest', core.authenticate)
   const methods = core.methods
 
   bothSlashes(app, { method: 'GET', url: '/mfa/', schema: s.list, handler: async (request) => methods.list(request.user) })

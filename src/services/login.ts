@@ -87,6 +87,8 @@ export class LoginService {
     }
     const token = randomToken(32)
     const now = this.now()
+    // Each new attempt clears the user's expired ones, so the table stays small without a job.
+    await this.attempts.purgeExpired(userId, now)
     await this.attempts.insert({
       id: randomUUID(), tokenHash: this.keyring.hash(token), userId, method: primary.name,
       expiresAt: now + this.settings.ephemeralTokenExpiry * 1000, createdAt: now,

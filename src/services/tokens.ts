@@ -47,6 +47,7 @@ export class TokenService {
     const access = sign({ sub: userId, amr, token_use: TOKEN_USE, jti: randomUUID() })
     const refresh = randomToken(32)
     const refreshExpiresAt = now + this.expiry.refreshTokenExpiry * 1000
+    await this.refreshTokens.purgeExpired(userId, now)
     await this.refreshTokens.insert({
       id: randomUUID(), familyId, userId, tokenHash: this.keyring.hash(refresh), amr, expiresAt: refreshExpiresAt, createdAt: now,
     })

@@ -1,0 +1,35 @@
+import t from 'tap'
+import { buildApp, manualClock, post, userWithApp } from './helpers/app.js'
+
+// Nothing the plugin stores outlives its use forever: expired login attempts and
+// refresh tokens are cleared per user when new ones are made, without a job.
+
+t.test('expired login attempts are cleared when the user starts a new one', async (t) => {
+  const clock = manualClock()
+  const app = await buildApp({ now: clock.now, mfa: { ephemeralTokenExpiry: 60, backupCodes: { secureHash: false } } })
+  t.teardown(() => app.close())
+  const user = await userWithApp(app, clock)
+  const count = async () => Number((await app.authKit.db.selectFrom('auth_kit_login_attempt').select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', user.id).executeTakeFirstOrThrow()).n)
+  for (let i = 0; i < 3; i++) t.equal((await post(app, '/login/', { username: user.username, password: user.password })).status, 200)
+  t.equal(await count(), 3, 'live attempts are kept')
+  clock.advance(61)
+  t.equal((await post(app, '/login/', { username: user.username, password: user.password })).status, 200)
+  t.equal(await count(), 1, 'only the new attempt is left')
+})
+
+t.test('expired refresh tokens are cleared when the user gets new ones', async (t) => {
+  const clock = manualClock()
+  const app = await buildApp({ now: clock.now, tokens: { refreshTokenExpiry: 120 } })
+  t.teardown(() => app.close())
+  const reg = await post(app, '/registration/', { username: 'keeper', email: 'keeper@example.com', password: 'long enough password' })
+  const login = async () => post(app, '/login/', { username: 'keeper', password: 'long enough password' })
+  const count = async () => Number((await app.authKit.db.selectFrom('auth_kit_refresh_token').select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', reg.body.user.id).executeTakeFirstOrThrow()).n)
+  await login()
+  await login()
+  t.equal(await count(), 2)
+  clock.advance(121)
+  const fresh = await login()
+  t.equal(fresh.status, 200)
+  t.equal(await count(), 1)
+  t.equal((await post(app, '/token/refresh/', { refresh: fresh.body.refresh })).status, 200, 'the new one works')
+})
