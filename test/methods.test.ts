@@ -728,3 +728,19 @@ t.test('authentication is checked before the body: an anonymous caller gets 401 
     }
   }
 })
+
+t.test('racing deactivations with different backup codes: one deactivates, the others fail and spend no code', async (t) => {
+  const clock = manualClock()
+  const app = await buildApp({ now: clock.now, mfa: { handlers: [AppHandler, SecondAppHandler] } /* the slow hash widens the race window */ })
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  await enableTotp(app, user.access, clock)
+  clock.advance(30)
+  const second = await enableTotp(app, user.access, clock, SecondAppHandler.NAME)
+  const answers = await Promise.all(second.backupCodes.slice(0, 4).map(async (code) => post(app, '/mfa/deactivate/', { method: SecondAppHandler.NAME, code }, user.access)))
+  const statuses = answers.map((a) => a.status).sort()
+  t.same(statuses, [200, 404, 404, 404], 'one deactivation; the rest find the method inactive')
+  const listed = (await get(app, '/mfa/', user.access)).body.find((m: { name: string }) => m.name === SecondAppHandler.NAME)
+  t.equal(listed.is_active, false)
+  t.equal(listed.backup_codes_remaining, second.backupCodes.length - 1, 'only the winning request spent its code')
+})

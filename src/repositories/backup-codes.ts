@@ -45,6 +45,13 @@ export class BackupCodeRepository {
     return affected(result) === 1
   }
 
+  /** Puts a consumed code back (its request failed after using it up). */
+  async restore (code: BackupCodeRow, userId: string, now: number): Promise<void> {
+    await this.db.insertInto('auth_kit_backup_code').values({
+      id: code.id, method_id: code.methodId, user_id: userId, lookup: code.lookup, code_hash: code.codeHash, created_at: now,
+    }).execute()
+  }
+
   async countByMethod (userId: string): Promise<Map<string, number>> {
     const rows = await this.db.selectFrom('auth_kit_backup_code')
       .select(['method_id', (eb) => eb.fn.countAll().as('n')])

@@ -21,6 +21,9 @@ export interface CodeSettings {
 
 export interface NewBackupCode { id: string, lookup: string, codeHash: string }
 
+/** A backup code just used up, which a request that fails afterwards gives back (rule 8). */
+export interface SpentBackupCode { methodId: string, restore (): Promise<void> }
+
 /** The stored form of a user's TOTP secret is bound to the user and method. */
 function secretContext (userId: string, method: string): string {
   return `totp:${userId}:${method}`
@@ -212,8 +215,8 @@ export class CodeService implements HandlerServices {
     return { shown, stored }
   }
 
-  /** Consumes a backup code of one of `methodIds`; the method it belonged to, or null. */
-  async consumeBackupCode (userId: string, methodIds: string[], input: string): Promise<string | null> {
+  /** Consumes a backup code of one of `methodIds`: the method it belonged to, and how to give it back. */
+  async consumeBackupCode (userId: string, methodIds: string[], input: string): Promise<SpentBackupCode | null> {
     const normalized = normalizeCrockford(input)
     if (normalized === null || normalized.length !== this.settings.backupCodes.length) return null
     const [candidate] = await this.backupCodes.candidates(methodIds, this.lookupsOf(userId, normalized))
@@ -221,8 +224,8 @@ export class CodeService implements HandlerServices {
     const ok = candidate.codeHash.startsWith('hmac$')
       ? this.keyring.matches(`backup-code:${userId}:${normalized}`, candidate.codeHash.slice(5))
       : await slowVerify(normalized, candidate.codeHash)
-    if (!ok) return null
-    return (await this.backupCodes.consume(candidate.id)) ? candidate.methodId : null
+    if (!ok || !(await this.backupCodes.consume(candidate.id))) return null
+    return { methodId: candidate.methodId, restore: async () => this.backupCodes.restore(candidate, userId, this.now()) }
   }
 
   async checkBackupCode (handler: MfaHandler, code: string): Promise<boolean> {

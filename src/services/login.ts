@@ -128,7 +128,7 @@ export class LoginService {
         right = await this.methods.handlerFor(user, method).validateOtpCode(code)
         if (!right) {
           const active = await this.methods.activeMethods(userId)
-          backupOf = await this.codes.consumeBackupCode(userId, active.map((m) => m.id), code)
+          backupOf = (await this.codes.consumeBackupCode(userId, active.map((m) => m.id), code))?.methodId ?? null
           right = backupOf !== null
         }
       } finally {

@@ -6,7 +6,7 @@ import { MethodRepository, type MethodRow } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { MfaHandler } from '../handlers/base.js'
-import type { CodeService } from './codes.js'
+import type { CodeService, SpentBackupCode } from './codes.js'
 import type { LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
@@ -17,6 +17,13 @@ export interface MethodPolicies {
   preventDeletePrimaryMethod: boolean
   deleteActiveMethodRequireCode: boolean
   updatePrimaryMethodRequirePrimaryCode: boolean
+}
+
+interface CodeReceipt {
+  /** The change failed after the code was accepted: give a spent backup code back. */
+  undo (): Promise<void>
+  /** The change happened. */
+  done (): void
 }
 
 export interface MethodSummary {
@@ -138,7 +145,8 @@ export class MethodService {
     if (target === undefined) throw new AuthKitErrors.MethodNotFound()
     if (this.policies.updatePrimaryMethodRequirePrimaryCode) {
       const current = rows.find((r) => r.isPrimary && r.isActive) ?? target
-      await this.requireCode(ctx, user, current, primaryCode ?? '')
+      const receipt = await this.requireCode(ctx, user, current, primaryCode ?? '')
+      receipt.done()
     }
     await this.settlePrimary(userId, target.id)
     this.events.emit('primary_changed', ctx, userId, name)
@@ -149,8 +157,12 @@ export class MethodService {
     const row = await this.methods.find(userId, name)
     if (row === undefined || !row.isActive) throw new AuthKitErrors.MethodNotFound()
     if (row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deactivated')
-    await this.requireCode(ctx, user, row, code)
-    if (!(await this.methods.deactivate(row.id))) throw new AuthKitErrors.MethodNotFound()
+    const receipt = await this.requireCode(ctx, user, row, code)
+    if (!(await this.methods.deactivate(row.id))) {
+      await receipt.undo()
+      throw new AuthKitErrors.MethodNotFound()
+    }
+    receipt.done()
     await this.settlePrimary(userId)
     this.events.emit('method_deactivated', ctx, userId, name)
   }
@@ -161,11 +173,16 @@ export class MethodService {
     if (row === undefined) throw new AuthKitErrors.MethodNotFound()
     if (this.policies.preventDeleteActiveMethod && row.isActive) throw new AuthKitErrors.ActiveMethodProtected()
     if (this.policies.preventDeletePrimaryMethod && row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deleted')
-    if (row.isActive && this.policies.deleteActiveMethodRequireCode) await this.requireCode(ctx, user, row, code ?? '')
-    await this.db.transaction().execute(async (trx) => {
+    const receipt = row.isActive && this.policies.deleteActiveMethodRequireCode ? await this.requireCode(ctx, user, row, code ?? '') : undefined
+    const deleted = await this.db.transaction().execute(async (trx) => {
       await new BackupCodeRepository(trx).deleteForMethod(row.id)
-      await new MethodRepository(trx).delete(row.id)
+      return new MethodRepository(trx).delete(row.id)
     })
+    if (!deleted) {
+      // A racing request deleted it first; the backup code spent here has nothing to come back to.
+      throw new AuthKitErrors.MethodNotFound()
+    }
+    receipt?.done()
     await this.codes.forgetSentCodes(userId, name)
     await this.settlePrimary(userId)
     this.events.emit('method_deleted', ctx, userId, name)
@@ -183,27 +200,36 @@ export class MethodService {
     const userId = String(user.id)
     const row = await this.methods.find(userId, name)
     if (row === undefined || !row.isActive) throw new AuthKitErrors.MethodNotFound()
-    await this.requireCode(ctx, user, row, code)
+    const receipt = await this.requireCode(ctx, user, row, code)
     const { shown, stored } = await this.codes.newBackupCodes(userId)
     await this.db.transaction().execute(async (trx) => {
       await new BackupCodeRepository(trx).replaceForMethod(row.id, userId, stored, this.now())
     })
+    receipt.done()
     this.events.emit('backup_codes_regenerated', ctx, userId, name)
     return shown
   }
 
-  /** A code of `row`'s method (own, then backup), under the lockout; 403 if wrong. */
-  private async requireCode (ctx: RequestContext, user: AuthKitUser, row: MethodRow, code: string): Promise<void> {
+  /**
+   * A code of `row`'s method (own, then backup), under the lockout; 403 if
+   * wrong. The receipt gives a spent backup code back if the change it
+   * allowed then fails (two racing requests: only one changes anything).
+   */
+  private async requireCode (ctx: RequestContext, user: AuthKitUser, row: MethodRow, code: string): Promise<CodeReceipt> {
     const userId = String(user.id)
     const handler = this.handlerFor(user, row)
-    let usedBackup = false
+    let spent: SpentBackupCode | null = null
     const right = await this.lockout.check(ctx, userId, row.name, async () => {
       if (await handler.validateOtpCode(code)) return true
-      usedBackup = await handler.validateBackupCode(code)
-      return usedBackup
+      spent = await this.codes.consumeBackupCode(userId, [row.id], code)
+      return spent !== null
     })
     if (!right) throw new AuthKitErrors.InvalidCode()
-    if (usedBackup) this.events.emit('backup_code_used', ctx, userId, row.name)
+    const backup = spent as SpentBackupCode | null
+    return {
+      undo: async () => { await backup?.restore() },
+      done: () => { if (backup !== null) this.events.emit('backup_code_used', ctx, userId, row.name) },
+    }
   }
 
   /**
