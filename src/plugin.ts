@@ -96,6 +96,9 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
     throw err
   }
   const core = new AuthKitCore(db, options, app.log)
+  for (const { name, users } of options.mfa.enabled ? await core.methods.orphanedMethods() : []) {
+    app.log.warn({ method: name, users }, `fastify-auth-kit: ${users} user(s) have an active "${name}" method, but no handler named "${name}" is in mfa.handlers: it is ignored, and users with no other method log in with their password alone`)
+  }
   app.decorate('authKit', decoratorOf(core))
   // `request.user` is set by authenticate without a decorator: a host's own
   // @fastify/jwt decorates `user` itself and must be able to register after us.

@@ -37,6 +37,14 @@ export class MethodRepository {
     return rows.map(toMethod)
   }
 
+  /** How many users have an active method of each name. */
+  async activeUsersByName (): Promise<Map<string, number>> {
+    const rows = await this.db.selectFrom('auth_kit_mfa_method')
+      .select(['name', (eb) => eb.fn.countAll().as('n')])
+      .where('is_active', '=', 1).groupBy('name').execute()
+    return new Map(rows.map((r) => [r.name, Number(r.n)]))
+  }
+
   async find (userId: string, name: string): Promise<MethodRow | undefined> {
     const row = await this.db.selectFrom('auth_kit_mfa_method').selectAll()
       .where('user_id', '=', userId).where('name', '=', name).executeTakeFirst()

@@ -66,6 +66,16 @@ export class MethodService {
     return rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
   }
 
+  /**
+   * Active methods whose handler is no longer configured are ignored, so a
+   * user whose only method that was now logs in with the password alone:
+   * said loudly at startup, since only the host can decide what to do.
+   */
+  async orphanedMethods (): Promise<Array<{ name: string, users: number }>> {
+    const counts = await this.methods.activeUsersByName()
+    return [...counts].filter(([name]) => this.registry.get(name) === undefined).map(([name, users]) => ({ name, users }))
+  }
+
   handlerFor (user: AuthKitUser, row: MethodRow): MfaHandler {
     return this.registry.instantiate(this.codes, user, row)
   }
