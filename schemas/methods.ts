@@ -61,7 +61,13 @@ export function methodRoutes (o: MethodRouteOptions): Record<"list" | "create" |
       description: 'The user\'s first active method becomes primary. Backup codes are not accepted here.',
       body: Type.Object({ method: MethodName, code: CodeInput }, strict),
       response: {
-        200: Type.Ref(Detail),
+        200: Type.Object({
+          detail: Type.String(),
+          access: Type.Optional(Type.String()),
+          refresh: Type.Optional(Type.String()),
+          access_expiration: Type.Optional(Type.String({ format: 'date-time' })),
+          refresh_expiration: Type.Optional(Type.String({ format: 'date-time' })),
+        }),
         400: errorResponse(['FST_ERR_VALIDATION']),
         401: unauthorized,
         403: errorResponse(['AUTH_KIT_INVALID_CODE']),
@@ -103,9 +109,7 @@ export function methodRoutes (o: MethodRouteOptions): Record<"list" | "create" |
       ...auth,
       summary: 'Delete a method',
       description: 'Deleting the primary promotes the active method created first. ' + (o.deleteActiveMethodRequireCode ? 'code: a code of the method, checked when it is active.' : 'No code needed (deleteActiveMethodRequireCode is off).'),
-      body: o.deleteActiveMethodRequireCode
-        ? Type.Object({ method: MethodName, code: CodeInput }, strict)
-        : Type.Object({ method: MethodName, code: Type.Optional(CodeInput) }, strict),
+      body: Type.Object({ method: MethodName, code: Type.Optional(CodeInput) }, strict),
       response: {
         204: Type.Null({ description: 'Deleted.' }),
         400: errorResponse(['FST_ERR_VALIDATION']),

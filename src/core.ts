@@ -6,72 +6,162 @@ import type { ResolvedOptions } from './options.js'
 import { HandlerRegistry } from './handlers/registry.js'
 import type { MfaHandler, MfaHandlerClass } from './handlers/base.js'
 import { Mailer } from './mail.js'
-import { BuiltInUserStore, type AuthKitUser, type UserStore } from './users.js'
-import { EventBus } from './services/events.js'
-import { TokenService } from './services/tokens.js'
+import { BuiltInUserStore, withoutPasswordHash, type AuthKitUser, type UserStore } from './users.js'
+import { EventBus, type RequestContext } from './services/events.js'
+import { AMR_MFA, TokenService } from './services/tokens.js'
 import { LockoutService } from './services/lockout.js'
 import { CodeService } from './services/codes.js'
-import { MethodService } from './services/methods.js'
-import { LoginService } from './services/login.js'
+import { MethodService, type MethodSummary } from './services/methods.js'
+import { LoginService, type LoginResult } from './services/login.js'
+import { AccountService } from './services/account.js'
 import { MethodRepository } from './repositories/methods.js'
+import type { SessionRow } from './repositories/sessions.js'
 import { AuthKitErrors } from './errors.js'
 
-/** Everything one plugin instance holds, wired once at registration. */
+/** Where a request came from, for the events and device labels it causes. */
+export function requestContext (request: FastifyRequest): RequestContext {
+  const ua = request.headers['user-agent']
+  return { ip: request.ip, userAgent: typeof ua === 'string' ? ua : undefined }
+}
+
+/** The RFC 9470 challenge of a 401 `AUTH_KIT_STEP_UP_REQUIRED`; `maxAge` in seconds. */
+export function stepUpChallenge (maxAge?: number): string {
+  const parts = ['Bearer error="insufficient_user_authentication"', 'error_description="A second factor is required"']
+  if (maxAge !== undefined) parts.push(`max_age="${maxAge}"`)
+  return parts.join(', ')
+}
+
+function stepUpRequired (reply: FastifyReply, maxAge?: number): Error {
+  const challenge = stepUpChallenge(maxAge)
+  reply.header('WWW-Authenticate', challenge)
+  const err = new AuthKitErrors.StepUpRequired(maxAge === undefined ? 'at login' : `within the last ${maxAge} seconds`)
+  return Object.assign(err, { wwwAuthenticate: challenge })
+}
+
+/**
+ * One plugin instance's parts, each built once at registration and handed
+ * only what it uses: the handler map, the services that own the rules of
+ * SPEC section 5, and the preHandlers the routes and the host share.
+ */
 export class AuthKitCore {
-  readonly keyring: Keyring
   readonly registry: HandlerRegistry
   readonly users: UserStore<any>
   readonly events: EventBus
   readonly tokens: TokenService
-  readonly lockout: LockoutService
-  readonly codes: CodeService
   readonly methods: MethodService
   readonly login: LoginService
+  readonly account: AccountService
   readonly mailer: Mailer | null
 
   constructor (readonly db: Kysely<Database>, readonly options: ResolvedOptions, log: FastifyBaseLogger) {
     const { mfa, now } = options
-    this.keyring = new Keyring(options.secrets)
+    const keyring = new Keyring(options.secrets)
     this.registry = new HandlerRegistry(mfa.handlers, mfa)
     this.users = options.users ?? new BuiltInUserStore(db, now)
     this.mailer = options.email !== undefined ? new Mailer(options.email) : null
     this.events = new EventBus(options.onEvent, log, now)
-    this.tokens = new TokenService(db, this.keyring, options.tokens, now)
-    this.lockout = new LockoutService(db, mfa, this.events, now)
-    this.codes = new CodeService(db, this.keyring, mfa, this.users, this.mailer, now)
-    this.methods = new MethodService(db, this.registry, this.codes, this.lockout, this.events, mfa, now)
-    this.login = new LoginService(db, this.keyring, this.users, this.registry, this.codes, this.methods, this.lockout, this.tokens, this.events, {
-      mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken,
-    }, now)
+    this.tokens = new TokenService({ db, keyring, settings: options.tokens, now })
+    const lockout = new LockoutService({ settings: mfa, now })
+    const codes = new CodeService({ db, keyring, settings: mfa, users: this.users, mailer: this.mailer, now })
+    this.methods = new MethodService({ db, registry: this.registry, codes, lockout, events: this.events, policies: mfa, now })
+    this.login = new LoginService({
+      db, keyring, users: this.users, registry: this.registry, codes, methods: this.methods, tokens: this.tokens, events: this.events, now,
+      settings: { mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken, required: mfa.required, trustedDeviceDays: mfa.trustedDeviceDays },
+    })
+    this.account = new AccountService({ db, tokens: this.tokens, methods: this.methods, events: this.events, now })
   }
 
-  /** preHandler: a valid access token's user on `request.user`, or 401. */
-  readonly authenticate = async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+  /**
+   * Any live access token, setup-only ones included: its user (without a
+   * password hash) on `request.user`, its session on `request.authKitSession`.
+   * 401 `AUTH_KIT_UNAUTHORIZED` for a missing, bad or expired token, a revoked
+   * session, or a user the store no longer returns (rule 12).
+   */
+  readonly authenticateAny = async (request: FastifyRequest): Promise<void> => {
     const header = request.headers.authorization
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
     const claims = match === null ? null : this.tokens.verifyAccess(match[1])
-    const user = claims === null ? null : await this.users.findById(claims.sub)
-    if (user === null || user === undefined) throw new AuthKitErrors.Unauthorized()
-    request.user = user
-    request.authKitAmr = claims!.amr
+    if (claims === null) throw new AuthKitErrors.Unauthorized()
+    const [session, user] = await Promise.all([this.tokens.liveSession(claims), this.users.findById(claims.sub)])
+    if (session === null || user === null || user === undefined) throw new AuthKitErrors.Unauthorized()
+    request.user = withoutPasswordHash(user)
+    request.authKitAmr = claims.amr
+    request.authKitSession = session
   }
 
-  /** A handler instance for a user's method, as the routes use it. */
+  /** preHandler for the host's routes: a finished login's token, or 401; a setup-only token is 403. */
+  readonly authenticate = async (request: FastifyRequest, _reply?: FastifyReply): Promise<void> => {
+    await this.authenticateAny(request)
+    if (request.authKitSession!.setupOnly) throw new AuthKitErrors.MfaSetupRequired()
+  }
+
+  /**
+   * A preHandler that also wants a second factor checked no longer than
+   * `maxAge` seconds ago (default `mfa.stepUpMaxAge`; null: any age), else 401
+   * `AUTH_KIT_STEP_UP_REQUIRED` with the RFC 9470 `WWW-Authenticate` challenge.
+   */
+  requireMfa (options: { maxAge?: number | null } = {}): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+    const maxAge = options.maxAge === undefined ? this.options.mfa.stepUpMaxAge : options.maxAge
+    if (maxAge !== null && (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0)) {
+      throw new TypeError(`fastify-auth-kit: requireMfa({ maxAge }) takes whole seconds or null (got ${String(maxAge)})`)
+    }
+    return async (request, reply) => {
+      await this.authenticate(request, reply)
+      const session = request.authKitSession!
+      const fresh = maxAge === null || this.options.now() - session.authTime <= maxAge * 1000
+      if (!session.amr.includes(AMR_MFA) || !fresh) throw stepUpRequired(reply, maxAge ?? undefined)
+    }
+  }
+
+  /**
+   * Rule 1's gate on the method routes: once the user has an active method,
+   * a token without `mfa` in `amr` gets 401 `AUTH_KIT_STEP_UP_REQUIRED`.
+   */
+  async requireSecondFactorForChanges (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const session = request.authKitSession!
+    if (session.amr.includes(AMR_MFA)) return
+    if ((await this.methods.activeMethods(String(request.user.id))).length > 0) throw stepUpRequired(reply)
+  }
+
+  /** Step 1 for a user the host authenticated its own way: exactly what `POST /login/` answers. */
+  async startLogin (request: FastifyRequest, user: AuthKitUser, options: { deviceToken?: string } = {}): Promise<LoginResult> {
+    if (user === null || typeof user !== 'object' || user.id === undefined || user.id === null) throw new TypeError('fastify-auth-kit: startLogin(request, user) needs the record the user store returns')
+    return this.login.start(requestContext(request), user, options.deviceToken)
+  }
+
+  /** A handler instance for a user's method, as the routes use it. Throws 404 `AUTH_KIT_METHOD_NOT_FOUND` if the user has no such method. */
   async handlerFor (userId: string, method: string): Promise<MfaHandler> {
     const user = await this.users.findById(userId)
     if (user === null || user === undefined) throw new Error(`fastify-auth-kit: no user ${userId}`)
     const row = await new MethodRepository(this.db).find(String(user.id), method)
     if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-    return this.methods.handlerFor(user as AuthKitUser, row)
+    return this.methods.handlerFor(withoutPasswordHash(user as AuthKitUser), row)
   }
+}
+
+/** Support staff's tools, for the host's own admin routes (the plugin adds no route for them). Each emits its event with `ip` null. */
+export interface AuthKitAdmin {
+  /** What `GET /mfa/` would answer for the user. */
+  listMethods (userId: string): Promise<MethodSummary[]>
+  /** Deletes every method, backup code and trusted device of the user and ends every session. */
+  resetMfa (userId: string): Promise<void>
+  /** Ends the user's lock and clears the wrong-code count. */
+  unlock (userId: string): Promise<void>
+  /** Ends every session of the user (call it when you delete or disable a user). */
+  revokeSessions (userId: string): Promise<void>
 }
 
 /** What `app.authKit` offers the host. */
 export interface AuthKitDecorator {
   /** This instance's method handlers: `list()` names in order, `get(name)` the class. */
   handlers: { list (): string[], get (name: string): MfaHandlerClass | undefined }
-  /** preHandler for the host's routes: puts the user on `request.user` or answers 401. */
+  /** preHandler for the host's routes: puts the user on `request.user`, or 401 (403 for a setup-only token). */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  /** preHandler that also wants a second factor no older than `maxAge` seconds (SPEC section 9). */
+  requireMfa: (options?: { maxAge?: number | null }) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  /** Step 1 for a user the host authenticated its own way (social login, magic link): what `POST /login/` answers. */
+  startLogin: (request: FastifyRequest, user: AuthKitUser, options?: { deviceToken?: string }) => Promise<LoginResult>
+  admin: AuthKitAdmin
   /** The Kysely instance in use (the host's, if it passed one). */
   db: Kysely<Database>
   users: UserStore<any>
@@ -80,11 +170,22 @@ export interface AuthKitDecorator {
 }
 
 export function decoratorOf (core: AuthKitCore): AuthKitDecorator {
+  const { account } = core
   return {
     handlers: { list: () => core.registry.list(), get: (name: string) => core.registry.get(name) },
     authenticate: core.authenticate,
+    requireMfa: (options) => core.requireMfa(options),
+    startLogin: async (request, user, options) => core.startLogin(request, user, options),
+    admin: {
+      listMethods: async (userId) => account.listMethods(String(userId)),
+      resetMfa: async (userId) => account.resetMfa(String(userId)),
+      unlock: async (userId) => account.unlock(String(userId)),
+      revokeSessions: async (userId) => account.revokeSessions(String(userId)),
+    },
     db: core.db,
     users: core.users,
     handlerFor: async (userId, method) => core.handlerFor(userId, method),
   }
 }
+
+export type { SessionRow }

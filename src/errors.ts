@@ -10,6 +10,8 @@ export const AuthKitErrors = {
   InvalidCodeLogin: createError('AUTH_KIT_INVALID_CODE', 'Invalid code.', 401),
   Unauthorized: createError('AUTH_KIT_UNAUTHORIZED', 'Authentication required.', 401),
   InvalidRefreshToken: createError('AUTH_KIT_INVALID_REFRESH_TOKEN', 'The refresh token is invalid, expired or revoked.', 401),
+  StepUpRequired: createError('AUTH_KIT_STEP_UP_REQUIRED', 'This needs a second factor checked %s: send a code to POST /login/step-up/ and retry with the new access token.', 401),
+  MfaSetupRequired: createError('AUTH_KIT_MFA_SETUP_REQUIRED', 'Set up a second factor first: this token only works on the MFA setup routes.', 403),
   InvalidCode: createError('AUTH_KIT_INVALID_CODE', 'Invalid code.', 403),
   PrimaryMethodProtected: createError('AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'The primary method cannot be %s.', 403),
   ActiveMethodProtected: createError('AUTH_KIT_ACTIVE_METHOD_PROTECTED', 'An active method cannot be deleted.', 403),

@@ -23,6 +23,26 @@ export interface EmailOptions {
   from?: string
   /** Replaces the code mail. Keep the code in it and nothing else secret. */
   template?: CodeMailTemplate
+  /**
+   * Seconds one delivery may take (connecting, greeting and every socket wait
+   * of an SMTP transport the plugin makes, and the whole `sendMail` call of
+   * any transport); past it the route answers 503 `AUTH_KIT_DELIVERY_FAILED`
+   * and nothing is changed. Default 10.
+   */
+  timeout?: number
+}
+
+/** Default of `email.timeout`, in seconds. */
+export const DEFAULT_DELIVERY_TIMEOUT = 10
+
+/**
+ * The address itself if it is one plain mailbox (`local@domain`), else null.
+ * Rule 7: CR, LF, commas, semicolons, angle brackets, quotes and group syntax
+ * are refused, so no header or extra recipient can come in through a user store.
+ */
+export function plainMailbox (address: unknown): string | null {
+  if (typeof address !== 'string' || address.length > 320) return null
+  return /^[^\s@<>,;:"()[\]\\\u0000-\u001f\u007f]+@[^\s@<>,;:"()[\]\\\u0000-\u001f\u007f]+$/u.test(address) ? address : null
 }
 
 function escapeHtml (value: string): string {
@@ -57,20 +77,42 @@ export const defaultCodeMail: CodeMailTemplate = ({ code, applicationName, expir
 export class Mailer {
   private readonly transporter: Transporter
   private readonly owned: boolean
+  /** Milliseconds one delivery may take. */
+  readonly timeoutMs: number
   constructor (private readonly options: Required<Pick<EmailOptions, 'from'>> & EmailOptions) {
+    this.timeoutMs = (options.timeout ?? DEFAULT_DELIVERY_TIMEOUT) * 1000
     const transport = options.transport
     if (transport !== undefined && typeof transport === 'object' && typeof (transport as Transporter).sendMail === 'function') {
       this.transporter = transport as Transporter
       this.owned = false
     } else {
-      this.transporter = nodemailer.createTransport(transport as any)
+      // nodemailer waits up to ten minutes on a silent server by default; the host's own values win.
+      const bounded = typeof transport === 'object' && transport !== null
+        ? { connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs, ...transport }
+        : transport
+      this.transporter = nodemailer.createTransport(bounded as any)
       this.owned = true
     }
   }
 
   async sendCode (context: CodeMailContext): Promise<void> {
     const mail = (this.options.template ?? defaultCodeMail)(context)
-    await this.transporter.sendMail({ from: this.options.from, to: context.to, subject: mail.subject, text: mail.text, html: mail.html })
+    await this.send(context.to, mail)
+  }
+
+  /** One mail to one plain mailbox, within `timeoutMs`; throws if it is not handed over in time. */
+  async send (to: string, mail: CodeMail): Promise<void> {
+    if (plainMailbox(to) === null) throw new Error('fastify-auth-kit: refusing to mail an address that is not one plain mailbox')
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`mail delivery took longer than ${this.timeoutMs} ms`)), this.timeoutMs)
+    })
+    try {
+      // The recipient as an object: nodemailer does not parse it for more addresses.
+      await Promise.race([this.transporter.sendMail({ from: this.options.from, to: { name: '', address: to }, subject: mail.subject, text: mail.text, html: mail.html }), deadline])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   close (): void {

@@ -3,8 +3,8 @@ import { AuthKitOptionsError } from './errors.js'
 import { MfaHandler, type MfaHandlerClass } from './handlers/base.js'
 import { AppHandler } from './handlers/app.js'
 import { EmailHandler } from './handlers/email.js'
-import type { EmailOptions } from './mail.js'
-import type { UserStore } from './users.js'
+import { DEFAULT_DELIVERY_TIMEOUT, type EmailOptions } from './mail.js'
+import type { AuthKitUser, UserStore } from './users.js'
 import type { AuthKitEvent } from './services/events.js'
 
 export interface AuthKitOptions {
@@ -14,8 +14,21 @@ export interface AuthKitOptions {
   prefix?: string
   users?: UserStore<any>
   registration?: boolean
-  tokens?: { accessTokenExpiry?: number, refreshTokenExpiry?: number }
+  tokens?: {
+    /** Seconds an access token lives. @default 300 */
+    accessTokenExpiry?: number
+    /** Seconds a refresh token lives. @default 86400 */
+    refreshTokenExpiry?: number
+    /** Seconds after a rotation in which the spent refresh token, shown again, gets 401 but revokes nothing (two tabs). @default 10 */
+    refreshReuseGrace?: number
+  }
   mfa?: {
+    /** `true`, or a function of the user: users it covers must enrol a method before a normal session (SPEC section 9). @default false */
+    required?: boolean | ((user: AuthKitUser) => boolean | Promise<boolean>)
+    /** Days a remembered device skips the second step; 0 turns remembering off. @default 30 */
+    trustedDeviceDays?: number
+    /** Seconds: the default `maxAge` of `app.authKit.requireMfa()`. @default 900 */
+    stepUpMaxAge?: number
     enabled?: boolean
     handlers?: MfaHandlerClass[]
     totpInterval?: number
@@ -46,8 +59,11 @@ export interface ResolvedOptions {
   prefix: string
   users?: UserStore<any>
   registration: boolean
-  tokens: { accessTokenExpiry: number, refreshTokenExpiry: number }
+  tokens: { accessTokenExpiry: number, refreshTokenExpiry: number, refreshReuseGrace: number }
   mfa: {
+    required: (user: AuthKitUser) => boolean | Promise<boolean>
+    trustedDeviceDays: number
+    stepUpMaxAge: number
     enabled: boolean
     handlers: MfaHandlerClass[]
     totpInterval: number
@@ -118,6 +134,13 @@ export function checkHandlers (handlers: unknown, emailConfigured: boolean): Mfa
   return handlers as MfaHandlerClass[]
 }
 
+function requiredPolicy (value: unknown): ResolvedOptions['mfa']['required'] {
+  if (value === undefined || value === false) return () => false
+  if (value === true) return () => true
+  if (typeof value === 'function') return value as ResolvedOptions['mfa']['required']
+  throw new AuthKitOptionsError('mfa.required', `must be true, false or a function of the user (got ${String(value)})`)
+}
+
 export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOptions {
   const o = (raw ?? {}) as AuthKitOptions
   const secrets = Array.isArray(o.secret) ? o.secret : [o.secret]
@@ -135,7 +158,7 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
   if (o.email !== undefined && o.email.transport !== undefined) {
     if (typeof o.email.from !== 'string' || o.email.from === '') throw new AuthKitOptionsError('email.from', 'is required with email.transport')
     if (o.email.template !== undefined && typeof o.email.template !== 'function') throw new AuthKitOptionsError('email.template', 'must be a function')
-    email = { ...o.email, from: o.email.from }
+    email = { ...o.email, from: o.email.from, timeout: positiveInt('email.timeout', o.email.timeout, DEFAULT_DELIVERY_TIMEOUT, { max: 600 }) }
   }
   const m = o.mfa ?? {}
   const handlers = checkHandlers(m.handlers ?? (email !== undefined ? [AppHandler, EmailHandler] : [AppHandler]), email !== undefined)
@@ -169,8 +192,12 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
     tokens: {
       accessTokenExpiry: positiveInt('tokens.accessTokenExpiry', o.tokens?.accessTokenExpiry, 300),
       refreshTokenExpiry: positiveInt('tokens.refreshTokenExpiry', o.tokens?.refreshTokenExpiry, 86400),
+      refreshReuseGrace: positiveInt('tokens.refreshReuseGrace', o.tokens?.refreshReuseGrace, 10, { min: 0, max: 3600 }),
     },
     mfa: {
+      required: requiredPolicy(m.required),
+      trustedDeviceDays: positiveInt('mfa.trustedDeviceDays', m.trustedDeviceDays, 30, { min: 0, max: 3650 }),
+      stepUpMaxAge: positiveInt('mfa.stepUpMaxAge', m.stepUpMaxAge, 900),
       enabled: bool('mfa.enabled', m.enabled, true),
       handlers,
       totpInterval: positiveInt('mfa.totpInterval', m.totpInterval, 30, { max: 3600 }),

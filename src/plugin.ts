@@ -2,12 +2,13 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
 import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { AjvCompiler } from '@fastify/ajv-compiler'
 import { resolveOptions, type AuthKitOptions } from './options.js'
 import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
-import { AuthKitCore, decoratorOf, type AuthKitDecorator } from './core.js'
+import { AuthKitCore, decoratorOf, type AuthKitDecorator, type SessionRow } from './core.js'
 import { componentSchemas } from '../schemas/index.js'
-import { loginRoutes } from './routes/login.js'
-import { methodRoutesPlugin } from './routes/methods.js'
+import { loginRoutePlugin } from './routes/login.js'
+import { methodRoutePlugin } from './routes/methods.js'
 import type { AuthKitUser } from './users.js'
 
 declare module 'fastify' {
@@ -19,6 +20,8 @@ declare module 'fastify' {
     user: AuthKitUser
     /** Authentication methods of the access token: ["pwd"] or ["pwd", "mfa"]. */
     authKitAmr?: string[]
+    /** The session of the access token (set by `app.authKit.authenticate`). */
+    authKitSession?: SessionRow
   }
 }
 
@@ -67,11 +70,24 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
   }
 
   await scope.register(async (routes) => {
-    routes.setErrorHandler((error: FastifyError & { retryAfter?: number }, _request, reply) => {
+    // Rule 9: bodies are validated as sent, never coerced ("123456" only for a
+    // string, never 123456), whatever the host's own Ajv options are.
+    const buildValidator = AjvCompiler()
+    routes.setValidatorCompiler((route) => {
+      const external = routes.getSchemas() as Parameters<ReturnType<typeof AjvCompiler>>[0]
+      return buildValidator(external, { customOptions: { coerceTypes: false } })(route)
+    })
+    routes.setErrorHandler((error: FastifyError & { retryAfter?: number, wwwAuthenticate?: string }, _request, reply) => {
       if (typeof error.retryAfter === 'number') reply.header('Retry-After', String(error.retryAfter))
+      if (typeof error.wwwAuthenticate === 'string') reply.header('WWW-Authenticate', error.wwwAuthenticate)
       const status = error.statusCode ?? 500
-      if (status >= 500 && error.code !== 'AUTH_KIT_DELIVERY_FAILED') reply.log.error({ err: error }, 'fastify-auth-kit: unexpected error')
-      else if (error.code === 'AUTH_KIT_DELIVERY_FAILED') reply.log.warn({ cause: String((error as { deliveryError?: Error }).deliveryError?.message ?? '') }, 'fastify-auth-kit: code delivery failed')
+      if (error.code === 'AUTH_KIT_DELIVERY_FAILED') {
+        reply.log.warn({ cause: String((error as { deliveryError?: Error }).deliveryError?.message ?? '') }, 'fastify-auth-kit: code delivery failed')
+      } else if (status >= 500) {
+        // A database's or a library's own words never reach a client.
+        reply.log.error({ err: error }, 'fastify-auth-kit: unexpected error')
+        return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'Something went wrong on the server.' })
+      }
       return reply.send(error)
     })
     // Tokens, codes, secrets and QR links must not sit in any cache.
@@ -80,8 +96,8 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
       reply.header('Pragma', 'no-cache')
       return payload
     })
-    await routes.register(loginRoutes, { core })
-    if (options.mfa.enabled) await routes.register(methodRoutesPlugin, { core })
+    await routes.register(loginRoutePlugin, { core })
+    if (options.mfa.enabled) await routes.register(methodRoutePlugin, { core })
   }, { prefix: options.prefix })
 }
 
@@ -103,6 +119,7 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   // `request.user` is set by authenticate without a decorator: a host's own
   // @fastify/jwt decorates `user` itself and must be able to register after us.
   if (!app.hasRequestDecorator('authKitAmr')) app.decorateRequest('authKitAmr', undefined)
+  if (!app.hasRequestDecorator('authKitSession')) app.decorateRequest('authKitSession', undefined)
   app.addHook('onClose', async () => {
     core.mailer?.close()
     if (owned) await db.destroy()

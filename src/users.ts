@@ -90,3 +90,17 @@ export function dummyPasswordHash (): Promise<string> {
   dummyHash ??= slowHash('fastify-auth-kit dummy password', PASSWORD_COST)
   return dummyHash
 }
+
+/** Keys a user record may hold a password hash under; never handed to routes or handlers (rule 7). */
+const PASSWORD_KEYS = /^(password|passwd|pass_?hash|password_?hash|hashed_?password|password_?digest|encrypted_?password)$/i
+
+/**
+ * The record without any password-hash field (rule 7), for `request.user`
+ * and a handler's `this.user`. The record itself when it holds none.
+ */
+export function withoutPasswordHash<U extends AuthKitUser> (user: U): U {
+  if (!Object.keys(user).some((key) => PASSWORD_KEYS.test(key))) return user
+  const copy: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(user)) if (!PASSWORD_KEYS.test(key)) copy[key] = value
+  return copy as U
+}

@@ -52,6 +52,7 @@ export interface SentCodeTable {
   code_hash: string | null
   expires_at: number
   sent_at: number
+  pending_until: number | null
 }
 
 export interface UserLockTable {
@@ -72,6 +73,29 @@ export interface RefreshTokenTable {
   created_at: number
 }
 
+export interface SessionTable {
+  id: string
+  user_id: string
+  amr: string
+  auth_time: number
+  setup_only: number
+  device_id: string | null
+  created_at: number
+  last_used_at: number
+  expires_at: number
+  revoked_at: number | null
+}
+
+export interface TrustedDeviceTable {
+  id: string
+  user_id: string
+  token_hash: string
+  label: string
+  created_at: number
+  last_used_at: number
+  expires_at: number
+}
+
 export interface Database {
   auth_kit_user: UserTable
   auth_kit_mfa_method: MfaMethodTable
@@ -80,4 +104,6 @@ export interface Database {
   auth_kit_sent_code: SentCodeTable
   auth_kit_user_lock: UserLockTable
   auth_kit_refresh_token: RefreshTokenTable
+  auth_kit_session: SessionTable
+  auth_kit_trusted_device: TrustedDeviceTable
 }

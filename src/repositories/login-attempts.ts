@@ -28,27 +28,26 @@ export class LoginAttemptRepository {
     return { id: row.id, userId: row.user_id, method: row.method, failures: toNumber(row.failures), expiresAt: toNumber(row.expires_at), usedAt: toNullableNumber(row.used_at) }
   }
 
-  /**
-   * Takes one of the attempt's code checks and holds the attempt while the code
-   * is looked at, in one statement: a parallel verify of the same token is
-   * refused before it can use up a code of its own (rule 8).
-   */
-  async claimForCheck (id: string, max: number, now: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_login_attempt')
-      .set((eb) => ({ failures: eb('failures', '+', 1), used_at: now }))
-      .where('id', '=', id).where('failures', '<', max).where('used_at', 'is', null).where('expires_at', '>', now)
-      .executeTakeFirst()
+  async findById (id: string): Promise<LoginAttemptRow | undefined> {
+    const row = await this.db.selectFrom('auth_kit_login_attempt').selectAll().where('id', '=', id).executeTakeFirst()
+    if (row === undefined) return undefined
+    return { id: row.id, userId: row.user_id, method: row.method, failures: toNumber(row.failures), expiresAt: toNumber(row.expires_at), usedAt: toNullableNumber(row.used_at) }
+  }
+
+  /** One more wrong code for the attempt. */
+  async fail (id: string): Promise<void> {
+    await this.db.updateTable('auth_kit_login_attempt').set((eb) => ({ failures: eb('failures', '+', 1) })).where('id', '=', id).execute()
+  }
+
+  /** The attempt's one successful verify; false if it was used already. */
+  async markUsed (id: string, now: number): Promise<boolean> {
+    const result = await this.db.updateTable('auth_kit_login_attempt').set({ used_at: now })
+      .where('id', '=', id).where('used_at', 'is', null).executeTakeFirst()
     return affected(result) === 1
   }
 
-  /** Lets go of a claim whose code was wrong; the counted check stays counted. */
-  async releaseClaim (id: string, claimedAt: number): Promise<void> {
-    await this.db.updateTable('auth_kit_login_attempt').set({ used_at: null })
-      .where('id', '=', id).where('used_at', '=', claimedAt).execute()
-  }
-
   async rebind (id: string, method: string): Promise<void> {
-    await this.db.updateTable('auth_kit_login_attempt').set({ method }).where('id', '=', id).execute()
+    await this.db.updateTable('auth_kit_login_attempt').set({ method }).where('id', '=', id).where('used_at', 'is', null).execute()
   }
 
   /** The user's attempts that have expired: nothing refers to them any more. */

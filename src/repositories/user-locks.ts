@@ -1,10 +1,11 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { affected, toNumber } from './normalize.js'
 
+/** A user's wrong-code count and lock (rule 5); its row is also the user's mutex. */
 export interface UserLockRow {
   failures: number
   lockCount: number
+  /** Milliseconds; the user is locked while this is in the future. */
   lockedUntil: number
 }
 
@@ -14,48 +15,32 @@ export class UserLockRepository {
   async find (userId: string): Promise<UserLockRow | undefined> {
     const row = await this.db.selectFrom('auth_kit_user_lock').selectAll().where('user_id', '=', userId).executeTakeFirst()
     if (row === undefined) return undefined
-    return { failures: toNumber(row.failures), lockCount: toNumber(row.lock_count), lockedUntil: toNumber(row.locked_until) }
+    return { failures: Number(row.failures), lockCount: Number(row.lock_count), lockedUntil: Number(row.locked_until) }
   }
 
+  /** Creates the user's row if it is missing (outside any transaction: a racing insert is harmless). */
   async ensure (userId: string): Promise<void> {
-    if (await this.find(userId) !== undefined) return
     try {
       await this.db.insertInto('auth_kit_user_lock').values({ user_id: userId, failures: 0, lock_count: 0, locked_until: 0 }).execute()
     } catch {
-      // Another request created it between the read and the insert.
+      // Another request created it first.
     }
   }
 
   /**
-   * Counts one code check in advance, unless the user is locked or as many
-   * checks as the threshold allows are already counted: concurrent requests
-   * cannot test more codes than the threshold.
+   * Inside a transaction: takes the user's row for writing and reads it. A
+   * write is the one lock every dialect shares: a row lock on PostgreSQL and
+   * MySQL (held to commit, so a second transaction waits here), the database
+   * write lock on SQLite. Undefined when the row does not exist yet.
    */
-  async reserveCheck (userId: string, threshold: number, now: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_user_lock')
-      .set((eb) => ({ failures: eb('failures', '+', 1) }))
-      .where('user_id', '=', userId).where('failures', '<', threshold).where('locked_until', '<=', now)
-      .executeTakeFirst()
-    return affected(result) === 1
+  async hold (userId: string): Promise<UserLockRow | undefined> {
+    await this.db.updateTable('auth_kit_user_lock').set((eb) => ({ lock_count: eb.ref('lock_count') })).where('user_id', '=', userId).execute()
+    return this.find(userId)
   }
 
-  /** Locks the user if the count reached the threshold; true for the one caller that locked. */
-  async lockIfReached (userId: string, threshold: number, lockCount: number, lockedUntil: number, now: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_user_lock')
-      .set({ failures: 0, lock_count: lockCount + 1, locked_until: lockedUntil })
-      .where('user_id', '=', userId).where('failures', '>=', threshold).where('lock_count', '=', lockCount).where('locked_until', '<=', now)
-      .executeTakeFirst()
-    return affected(result) === 1
-  }
-
-  /** Gives back a reserved check that ended without looking at a code. */
-  async release (userId: string): Promise<void> {
-    await this.db.updateTable('auth_kit_user_lock').set((eb) => ({ failures: eb('failures', '-', 1) }))
-      .where('user_id', '=', userId).where('failures', '>', 0).execute()
-  }
-
-  /** A right code: the count and the doubling start over. */
-  async reset (userId: string): Promise<void> {
-    await this.db.updateTable('auth_kit_user_lock').set({ failures: 0, lock_count: 0 }).where('user_id', '=', userId).execute()
+  async save (userId: string, row: UserLockRow): Promise<void> {
+    await this.db.updateTable('auth_kit_user_lock')
+      .set({ failures: row.failures, lock_count: row.lockCount, locked_until: row.lockedUntil })
+      .where('user_id', '=', userId).execute()
   }
 }

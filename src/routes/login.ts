@@ -1,57 +1,94 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { loginRoutes as s } from '../../schemas/login.js'
-import type { AuthKitCore } from '../core.js'
+import { type AuthKitCore, requestContext } from '../core.js'
 import { bothSlashes } from './route.js'
 
-const ctx = (request: FastifyRequest) => ({ ip: request.ip })
-type Body<T = Record<string, string>> = { Body: T }
+type Body<T> = { Body: T }
 
-/** Login, tokens and the account: SPEC section 3, "Login". */
-export async function loginRoutes (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
+/** Login, tokens, sessions and devices: SPEC section 3, "Login". */
+export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
+  const { login, tokens, account, users } = core
   bothSlashes(app, {
     method: 'POST', url: '/login/', schema: s.login,
-    handler: async (request: FastifyRequest<Body>) => core.login.login(ctx(request), request.body.username, request.body.password),
+    handler: async (request: FastifyRequest<Body<{ username: string, password: string, device_token?: string }>>) =>
+      login.login(requestContext(request), request.body.username, request.body.password, request.body.device_token),
   })
   bothSlashes(app, {
     method: 'POST', url: '/token/refresh/', schema: s.refresh,
-    handler: async (request: FastifyRequest<Body>) => {
-      const { userId: _userId, ...tokens } = await core.tokens.refresh(request.body.refresh)
-      return tokens
+    handler: async (request: FastifyRequest<Body<{ refresh: string }>>) => {
+      const { userId: _userId, ...issued } = await tokens.refresh(request.body.refresh, async (id) => (await users.findById(id)) != null)
+      return issued
     },
   })
   bothSlashes(app, {
-    method: 'POST', url: '/logout/', schema: s.logout, onRequest: core.authenticate,
-    handler: async (request: FastifyRequest<Body>, reply) => {
-      await core.tokens.logout(String(request.user.id), request.body.refresh)
+    method: 'POST', url: '/logout/', schema: s.logout, onRequest: core.authenticateAny,
+    handler: async (request: FastifyRequest<Body<{ refresh: string }>>, reply) => {
+      await tokens.logout(String(request.user.id), request.body.refresh)
       return reply.code(204).send()
     },
   })
   bothSlashes(app, {
-    method: 'GET', url: '/user/', schema: s.user, onRequest: core.authenticate,
-    handler: async (request) => ({ user: core.users.toPublic(request.user) }),
+    method: 'GET', url: '/user/', schema: s.user, onRequest: core.authenticateAny,
+    handler: async (request) => ({ user: users.toPublic(request.user) }),
+  })
+  bothSlashes(app, {
+    method: 'GET', url: '/sessions/', schema: s.sessions, onRequest: core.authenticate,
+    handler: async (request) => account.listSessions(String(request.user.id), request.authKitSession!),
+  })
+  bothSlashes(app, {
+    method: 'POST', url: '/sessions/revoke/', schema: s.revokeSession, onRequest: core.authenticate,
+    handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
+      await account.revokeSession(requestContext(request), String(request.user.id), request.body.id)
+      return reply.code(204).send()
+    },
+  })
+  bothSlashes(app, {
+    method: 'POST', url: '/sessions/revoke-others/', schema: s.revokeOtherSessions, onRequest: core.authenticate,
+    handler: async (request, reply) => {
+      await account.revokeOtherSessions(requestContext(request), String(request.user.id), request.authKitSession!)
+      return reply.code(204).send()
+    },
+  })
+  bothSlashes(app, {
+    method: 'GET', url: '/devices/', schema: s.devices, onRequest: core.authenticate,
+    handler: async (request) => account.listDevices(String(request.user.id), request.authKitSession!),
+  })
+  bothSlashes(app, {
+    method: 'POST', url: '/devices/revoke/', schema: s.revokeDevice, onRequest: core.authenticate,
+    handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
+      await account.revokeDevice(requestContext(request), String(request.user.id), request.body.id)
+      return reply.code(204).send()
+    },
   })
   if (core.options.registration) {
     bothSlashes(app, {
       method: 'POST', url: '/registration/', schema: s.registration,
-      handler: async (request: FastifyRequest<Body>, reply) => {
-        const create = core.users.create
+      handler: async (request: FastifyRequest<Body<{ username: string, email: string, password: string }>>, reply) => {
+        const create = users.create
         if (create === undefined) throw new Error('fastify-auth-kit: the user store has no create()')
-        const user = await create.call(core.users, { username: request.body.username, email: request.body.email, password: request.body.password })
-        return reply.code(201).send({ user: core.users.toPublic(user) })
+        const user = await create.call(users, { username: request.body.username, email: request.body.email, password: request.body.password })
+        return reply.code(201).send({ user: users.toPublic(user) })
       },
     })
   }
   if (!core.options.mfa.enabled) return
   bothSlashes(app, {
     method: 'POST', url: '/login/verify/', schema: s.verify,
-    handler: async (request: FastifyRequest<Body>) => core.login.verify(ctx(request), request.body.ephemeral_token, request.body.code),
+    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string, code: string, remember_device?: boolean }>>) =>
+      login.verify(requestContext(request), request.body.ephemeral_token, request.body.code, request.body.remember_device === true),
+  })
+  bothSlashes(app, {
+    method: 'POST', url: '/login/step-up/', schema: s.stepUp, onRequest: core.authenticate,
+    handler: async (request: FastifyRequest<Body<{ code: string, method?: string }>>) =>
+      login.stepUp(requestContext(request), request.user, request.authKitSession!.id, request.body.code, request.body.method),
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/change-method/', schema: s.changeMethod,
-    handler: async (request: FastifyRequest<Body>) => core.login.changeMethod(ctx(request), request.body.ephemeral_token, request.body.new_method),
+    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string, new_method: string }>>) =>
+      login.changeMethod(requestContext(request), request.body.ephemeral_token, request.body.new_method),
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/resend/', schema: s.resend,
-    handler: async (request: FastifyRequest<Body>) => core.login.resend(ctx(request), request.body.ephemeral_token),
+    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string }>>) => login.resend(requestContext(request), request.body.ephemeral_token),
   })
 }

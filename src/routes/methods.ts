@@ -1,13 +1,22 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { createdMethod, methodRoutes } from '../../schemas/methods.js'
-import type { AuthKitCore } from '../core.js'
+import { type AuthKitCore, requestContext } from '../core.js'
+import { AMR_TWO_STEP } from '../services/tokens.js'
+import { AuthKitErrors } from '../errors.js'
 import { bothSlashes } from './route.js'
 
-const ctx = (request: FastifyRequest) => ({ ip: request.ip })
 type Body = { Body: { method: string, code?: string, primary_code?: string } }
 
+/** What the onRequest guard of each method route lets through (SPEC section 3, rule 1, section 9). */
+interface MethodRouteAccess {
+  /** A setup-only token may use it. */
+  setup: boolean
+  /** Once the user has an active method, the token must carry `mfa` in `amr`. */
+  gated: boolean
+}
+
 /** Method management: SPEC section 3, "Methods". Every route needs auth. */
-export async function methodRoutesPlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
+export async function methodRoutePlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
   const { mfa } = core.options
   const s = methodRoutes({
     setupSchemas: core.registry.classes().map((cls) => ({ name: cls.NAME, schema: cls.setupDataSchema })),
@@ -19,58 +28,78 @@ export async function methodRoutesPlugin (app: FastifyInstance, { core }: { core
   // custom shape is often a superset of {detail}), dropping fields: each
   // method's answer is written with its own handler's shape instead.
   const created = new Map(core.registry.classes().map((cls) => [cls.NAME, createdMethod(cls.setupDataSchema)]))
-  // Auth before body validation: an anonymous caller learns nothing of the schemas.
-  app.addHook('onRequest', core.authenticate)
-  const methods = core.methods
+  const access = new Map<string, MethodRouteAccess>()
+  const route = (opts: Parameters<typeof bothSlashes<Body>>[1], rule: MethodRouteAccess): void => {
+    access.set(`${opts.method as string} ${opts.url.replace(/\/$/, '')}`, rule)
+    bothSlashes<Body>(app, opts)
+  }
+  // Authentication and the gate run before the body is validated: an anonymous
+  // or under-authenticated caller learns nothing of the schemas.
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    await core.authenticateAny(request)
+    const path = request.routeOptions.url?.replace(/\/$/, '').slice(core.options.prefix.length) ?? ''
+    const rule = access.get(`${request.method} ${path}`) ?? { setup: false, gated: true }
+    if (request.authKitSession!.setupOnly && !rule.setup) throw new AuthKitErrors.MfaSetupRequired()
+    if (rule.gated) await core.requireSecondFactorForChanges(request, reply)
+  })
+  const { methods, tokens } = core
 
-  bothSlashes(app, { method: 'GET', url: '/mfa/', schema: s.list, handler: async (request) => methods.list(request.user) })
-  bothSlashes(app, {
+  route({ method: 'GET', url: '/mfa/', schema: s.list, handler: async (request) => methods.list(request.user) }, { setup: true, gated: false })
+  route({
     method: 'POST', url: '/mfa/', schema: s.create,
-    handler: async (request: FastifyRequest<Body>, reply) => {
-      const result = await methods.create(ctx(request), request.user, request.body.method)
+    handler: async (request, reply) => {
+      const result = await methods.create(requestContext(request), request.user, request.body.method)
       const body = reply.serializeInput(result, created.get(request.body.method) as Record<string, unknown>)
       return reply.code(201).type('application/json; charset=utf-8').send(body)
     },
-  })
-  bothSlashes(app, {
+  }, { setup: true, gated: true })
+  route({
     method: 'POST', url: '/mfa/confirm/', schema: s.confirm,
-    handler: async (request: FastifyRequest<Body>) => {
-      await methods.confirm(ctx(request), request.user, request.body.method, request.body.code ?? '')
-      return { detail: 'Activated MFA method.' }
+    handler: async (request) => {
+      const ctx = requestContext(request)
+      await methods.confirm(ctx, request.user, request.body.method, request.body.code ?? '')
+      const session = request.authKitSession!
+      if (!session.setupOnly) return { detail: 'Activated MFA method.' }
+      // Enrolment finished with a setup-only token: the setup session ends and a full one begins.
+      const userId = String(request.user.id)
+      await tokens.endSession(userId, session.id)
+      const { sid: _sid, ...issued } = await tokens.startSession({ userId, amr: AMR_TWO_STEP, authTime: core.options.now() })
+      core.events.emit('login_succeeded', ctx, userId)
+      return { detail: 'Activated MFA method.', ...issued }
     },
-  })
-  bothSlashes(app, {
+  }, { setup: true, gated: true })
+  route({
     method: 'POST', url: '/mfa/primary/', schema: s.primary,
-    handler: async (request: FastifyRequest<Body>) => {
-      await methods.setPrimary(ctx(request), request.user, request.body.method, request.body.primary_code)
+    handler: async (request) => {
+      await methods.setPrimary(requestContext(request), request.user, request.body.method, request.body.primary_code)
       return { detail: 'Updated primary MFA method.' }
     },
-  })
-  bothSlashes(app, {
+  }, { setup: false, gated: true })
+  route({
     method: 'POST', url: '/mfa/deactivate/', schema: s.deactivate,
-    handler: async (request: FastifyRequest<Body>) => {
-      await methods.deactivate(ctx(request), request.user, request.body.method, request.body.code ?? '')
+    handler: async (request) => {
+      await methods.deactivate(requestContext(request), request.user, request.body.method, request.body.code ?? '')
       return { detail: 'Deactivated MFA method.' }
     },
-  })
-  bothSlashes(app, {
+  }, { setup: false, gated: true })
+  route({
     method: 'POST', url: '/mfa/delete/', schema: s.delete,
-    handler: async (request: FastifyRequest<Body>, reply) => {
-      await methods.delete(ctx(request), request.user, request.body.method, request.body.code)
+    handler: async (request, reply) => {
+      await methods.delete(requestContext(request), request.user, request.body.method, request.body.code)
       return reply.code(204).send()
     },
-  })
-  bothSlashes(app, {
+  }, { setup: false, gated: true })
+  route({
     method: 'POST', url: '/mfa/send/', schema: s.send,
-    handler: async (request: FastifyRequest<Body>) => {
-      await methods.send(ctx(request), request.user, request.body.method)
+    handler: async (request) => {
+      await methods.send(requestContext(request), request.user, request.body.method)
       return { detail: 'MFA code sent.' }
     },
-  })
-  bothSlashes(app, {
+  }, { setup: true, gated: false })
+  route({
     method: 'POST', url: '/mfa/backup-codes/', schema: s.backupCodes,
-    handler: async (request: FastifyRequest<Body>) => ({
-      backup_codes: await methods.regenerateBackupCodes(ctx(request), request.user, request.body.method, request.body.code ?? ''),
+    handler: async (request) => ({
+      backup_codes: await methods.regenerateBackupCodes(requestContext(request), request.user, request.body.method, request.body.code ?? ''),
     }),
-  })
+  }, { setup: false, gated: true })
 }

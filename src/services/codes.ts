@@ -8,21 +8,42 @@ import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import { SentCodeRepository, type SentCodeRow } from '../repositories/sent-codes.js'
 import { type HandlerServices, type MfaHandler, handlerContext } from '../handlers/base.js'
 import type { Mailer, CodeMailContext } from '../mail.js'
+import { plainMailbox } from '../mail.js'
 import type { AuthKitUser, UserStore } from '../users.js'
 import { AuthKitErrors, withRetryAfter } from '../errors.js'
 
-const SENT_CODE_DIGITS = 6
+/** Digits of a sent code and of a TOTP (RFC 6238 with 6 digits). */
+export const OTP_DIGITS = 6
+const OTP_PATTERN = new RegExp(`^[0-9]{${OTP_DIGITS}}$`)
 
 export interface CodeSettings {
   applicationName: string
+  /** Seconds between two codes sent for one method of one user. */
   resendCooldown: number
   backupCodes: { count: number, length: number, secureHash: boolean }
 }
 
 export interface NewBackupCode { id: string, lookup: string, codeHash: string }
 
-/** A backup code just used up, which a request that fails afterwards gives back (rule 8). */
-export interface SpentBackupCode { methodId: string, restore (): Promise<void> }
+/** How a send went: sent now, skipped inside the cooldown, or skipped because another send is under way. */
+export type DispatchResult = 'sent' | 'cooldown' | 'in-flight'
+
+export interface CodeServiceProps {
+  db: Kysely<Database>
+  keyring: Keyring
+  settings: CodeSettings
+  users: UserStore<any>
+  mailer: Mailer | null
+  now: () => number
+}
+
+/**
+ * Rule 3: code input ignores spaces, dashes and surrounding white space
+ * (`123 456` is `123456`), for every kind of code.
+ */
+export function normalizeOtp (input: string): string {
+  return input.replace(/[\s-]/g, '')
+}
 
 /** The stored form of a user's TOTP secret is bound to the user and method. */
 function secretContext (userId: string, method: string): string {
@@ -30,44 +51,53 @@ function secretContext (userId: string, method: string): string {
 }
 
 /**
+ * The account name of an otpauth label (Key URI format): a colon separates
+ * issuer and account, so one in the name is replaced and the decoded label
+ * holds exactly one (rule 3).
+ */
+export function otpauthAccountName (name: string): string {
+  return name.replace(/:/g, '_')
+}
+
+/**
  * Code storage and checks shared by every method: sent codes (hashed, latest
- * only, single use), TOTP (encrypted secret, replay refused), backup codes
- * (hashed, consumed atomically, one slow hash a check).
+ * only, single use), TOTP (encrypted secret, each step once), backup codes
+ * (hashed, one slow hash a check). One instance per database handle: `on(trx)`
+ * gives the same service inside a transaction, so a check and the change it
+ * allows commit or roll back together.
  */
 export class CodeService implements HandlerServices {
   private readonly methods: MethodRepository
   private readonly backupCodes: BackupCodeRepository
   private readonly sentCodes: SentCodeRepository
 
-  constructor (
-    db: Kysely<Database>,
-    private readonly keyring: Keyring,
-    private readonly settings: CodeSettings,
-    private readonly users: UserStore<any>,
-    private readonly mailer: Mailer | null,
-    private readonly now: () => number,
-  ) {
-    this.methods = new MethodRepository(db)
-    this.backupCodes = new BackupCodeRepository(db)
-    this.sentCodes = new SentCodeRepository(db)
+  constructor (private readonly props: CodeServiceProps) {
+    this.methods = new MethodRepository(props.db)
+    this.backupCodes = new BackupCodeRepository(props.db)
+    this.sentCodes = new SentCodeRepository(props.db)
   }
 
-  get applicationName (): string { return this.settings.applicationName }
+  /** The same service over another handle (a transaction). */
+  on (db: Kysely<Database>): CodeService {
+    return db === this.props.db ? this : new CodeService({ ...this.props, db })
+  }
 
+  get applicationName (): string { return this.props.settings.applicationName }
+
+  /** One plain mailbox from the user store, or null (rule 7). */
   emailOf (user: AuthKitUser): string | null {
-    const address = this.users.emailOf(user)
-    return typeof address === 'string' && address.includes('@') ? address : null
+    return plainMailbox(this.props.users.emailOf(user))
   }
 
   async sendMail (context: CodeMailContext): Promise<void> {
-    if (this.mailer === null) throw new Error('fastify-auth-kit: email.transport is not configured')
-    await this.mailer.sendCode(context)
+    if (this.props.mailer === null) throw new Error('fastify-auth-kit: email.transport is not configured')
+    await this.props.mailer.sendCode(context)
   }
 
-  // --- TOTP -----------------------------------------------------------------
+  // --- TOTP (RFC 6238) ------------------------------------------------------
 
   newTotpSecret (userId: string, method: string): string {
-    return this.keyring.encrypt(generateSecret({ length: 20 }), secretContext(userId, method))
+    return this.props.keyring.encrypt(generateSecret({ length: 20 }), secretContext(userId, method))
   }
 
   private async secretOf (handler: MfaHandler): Promise<{ secret: string, sealed: string, methodId: string }> {
@@ -79,16 +109,17 @@ export class CodeService implements HandlerServices {
       if (row === undefined || row.secret === null) throw new Error(`fastify-auth-kit: method "${handler.method.name}" has no TOTP secret`)
       sealed = row.secret
     }
-    return { secret: this.keyring.decrypt(sealed, secretContext(userId, handler.method.name)), sealed, methodId }
+    return { secret: this.props.keyring.decrypt(sealed, secretContext(userId, handler.method.name)), sealed, methodId }
   }
 
   async currentTotp (handler: MfaHandler): Promise<string> {
     const { secret } = await this.secretOf(handler)
-    return generateTotp({ secret, period: handler.settings.totpInterval, epoch: Math.floor(this.now() / 1000) })
+    return generateTotp({ secret, period: handler.settings.totpInterval, epoch: Math.floor(this.props.now() / 1000) })
   }
 
-  async checkTotp (handler: MfaHandler, code: string): Promise<boolean> {
-    if (!/^[0-9]{6}$/.test(code)) return false
+  async checkTotp (handler: MfaHandler, input: string): Promise<boolean> {
+    const code = normalizeOtp(input)
+    if (!OTP_PATTERN.test(code)) return false
     let stored: Awaited<ReturnType<CodeService['secretOf']>>
     try {
       stored = await this.secretOf(handler)
@@ -99,74 +130,83 @@ export class CodeService implements HandlerServices {
     const { secret, sealed, methodId } = stored
     const period = handler.settings.totpInterval
     const result = await verifyTotp({
-      secret, token: code, period, epoch: Math.floor(this.now() / 1000), epochTolerance: handler.settings.totpValidWindow * period,
+      secret, token: code, period, epoch: Math.floor(this.props.now() / 1000), epochTolerance: handler.settings.totpValidWindow * period,
     })
     if (!result.valid) return false
     // Each step is good once per method, on any route, in any process.
     if (!(await this.methods.advanceTotpStep(methodId, (result as { timeStep: number }).timeStep))) return false
     // Key rotation: a secret sealed under an older key moves to the newest on use,
     // so the older key can be retired once users have logged in.
-    if (!this.keyring.sealedWithCurrent(sealed)) {
-      await this.methods.resealSecret(methodId, sealed, this.keyring.encrypt(secret, secretContext(handlerContext(handler).userId, handler.method.name)))
+    if (!this.props.keyring.sealedWithCurrent(sealed)) {
+      await this.methods.resealSecret(methodId, sealed, this.props.keyring.encrypt(secret, secretContext(handlerContext(handler).userId, handler.method.name)))
     }
     return true
   }
 
   async totpLink (handler: MfaHandler): Promise<string> {
     const { secret } = await this.secretOf(handler)
-    const label = String((handler.user as Record<string, unknown>).username ?? this.users.emailOf(handler.user) ?? handler.user.id)
-    const period = handler.settings.totpInterval
-    return generateURI({ issuer: this.settings.applicationName, label, secret, period })
+    const name = String((handler.user as Record<string, unknown>).username ?? this.props.users.emailOf(handler.user) ?? handler.user.id)
+    return generateURI({ issuer: this.props.settings.applicationName, label: otpauthAccountName(name), secret, period: handler.settings.totpInterval })
   }
 
   // --- Sent codes -------------------------------------------------------------
 
   async issueSentCode (handler: MfaHandler): Promise<string> {
     const { userId } = handlerContext(handler)
-    const code = randomDigits(SENT_CODE_DIGITS)
-    const now = this.now()
+    const code = randomDigits(OTP_DIGITS)
+    const now = this.props.now()
     const expiresAt = now + handler.settings.codeExpiry * 1000
+    const hash = this.props.keyring.hash(code)
     const row = await this.sentCodes.find(userId, handler.method.name)
-    if (row !== undefined) await this.sentCodes.store(row.id, this.keyring.hash(code), expiresAt)
-    else if (!(await this.sentCodes.tryInsert({ id: randomUUID(), userId, method: handler.method.name, codeHash: this.keyring.hash(code), expiresAt, sentAt: now }))) {
+    if (row !== undefined) await this.sentCodes.store(row.id, hash, expiresAt)
+    else if (!(await this.sentCodes.tryInsert({ id: randomUUID(), userId, method: handler.method.name, codeHash: hash, expiresAt, sentAt: now, pendingUntil: null }))) {
       const raced = await this.sentCodes.find(userId, handler.method.name)
-      if (raced !== undefined) await this.sentCodes.store(raced.id, this.keyring.hash(code), expiresAt)
+      if (raced !== undefined) await this.sentCodes.store(raced.id, hash, expiresAt)
     }
     return code
   }
 
-  async checkSentCode (handler: MfaHandler, code: string): Promise<boolean> {
-    if (!/^[0-9]{6}$/.test(code)) return false
+  async checkSentCode (handler: MfaHandler, input: string): Promise<boolean> {
+    const code = normalizeOtp(input)
+    if (!OTP_PATTERN.test(code)) return false
     const row = await this.sentCodes.find(handlerContext(handler).userId, handler.method.name)
-    if (row === undefined || row.codeHash === null || row.expiresAt <= this.now()) return false
-    if (!this.keyring.matches(code, row.codeHash)) return false
-    return this.sentCodes.consume(row.id, row.codeHash, this.now())
+    const now = this.props.now()
+    if (row === undefined || row.codeHash === null || row.expiresAt <= now) return false
+    if (!this.props.keyring.matches(code, row.codeHash)) return false
+    return this.sentCodes.consume(row.id, row.codeHash, now)
   }
 
   /**
    * Sends a code for a dispatching method, keeping `resendCooldown`. Within
-   * the cooldown, `strict` callers (resend, send) get 429 and others go on
-   * without sending. A failed delivery puts everything back as it was.
+   * the cooldown (or while another send is under way), `strict` callers
+   * (resend, send) get 429 `AUTH_KIT_RESEND_TOO_SOON` and others go on without
+   * sending. A failed delivery puts everything back as it was and throws 503
+   * `AUTH_KIT_DELIVERY_FAILED` (or the handler's own 4xx). A claim whose sender
+   * died before delivery holds the cooldown only until `deliveryLease` ends.
    */
-  async dispatch (handler: MfaHandler, strict: boolean, send: () => Promise<void> = async () => handler.sendCode()): Promise<boolean> {
+  async dispatch (handler: MfaHandler, strict: boolean, send: () => Promise<void> = async () => handler.sendCode()): Promise<DispatchResult> {
     const { userId } = handlerContext(handler)
     const method = handler.method.name
-    const now = this.now()
-    const cooldown = this.settings.resendCooldown * 1000
+    const now = this.props.now()
+    const cooldown = this.props.settings.resendCooldown * 1000
+    const pendingUntil = now + this.deliveryLease
     let previous: SentCodeRow | undefined = await this.sentCodes.find(userId, method)
     let created: string | undefined
     if (previous === undefined) {
       const id = randomUUID()
-      if (await this.sentCodes.tryInsert({ id, userId, method, codeHash: null, expiresAt: 0, sentAt: now })) created = id
+      if (await this.sentCodes.tryInsert({ id, userId, method, codeHash: null, expiresAt: 0, sentAt: now, pendingUntil })) created = id
       else previous = await this.sentCodes.find(userId, method)
     }
     if (created === undefined) {
       if (previous === undefined) throw new Error('fastify-auth-kit: sent-code row vanished')
+      const inFlight = previous.pendingUntil !== null && previous.pendingUntil > now
+      const abandoned = previous.pendingUntil !== null && previous.pendingUntil <= now
       const waited = now - previous.sentAt
-      const claimed = waited >= cooldown && await this.sentCodes.claimSend(previous.id, previous.sentAt, now)
-      if (!claimed) {
-        if (!strict) return false
-        throw withRetryAfter(new AuthKitErrors.ResendTooSoon(), Math.max(1, (cooldown - waited) / 1000))
+      const free = !inFlight && (abandoned || waited >= cooldown)
+      if (!free || !(await this.sentCodes.claimSend(previous.id, previous.sentAt, now, pendingUntil))) {
+        const wait = inFlight ? previous.pendingUntil! - now : cooldown - waited
+        if (!strict) return inFlight ? 'in-flight' : 'cooldown'
+        throw withRetryAfter(new AuthKitErrors.ResendTooSoon(), Math.max(1, wait / 1000))
       }
     }
     try {
@@ -178,7 +218,13 @@ export class CodeService implements HandlerServices {
       if (typeof status === 'number' && status < 500) throw err
       throw Object.assign(new AuthKitErrors.DeliveryFailed(), { deliveryError: err })
     }
-    return true
+    await this.sentCodes.delivered(created ?? previous!.id, now)
+    return 'sent'
+  }
+
+  /** Milliseconds a send may take before its claim on the cooldown lapses. */
+  private get deliveryLease (): number {
+    return (this.props.mailer?.timeoutMs ?? 10_000) + 5_000
   }
 
   /**
@@ -189,17 +235,17 @@ export class CodeService implements HandlerServices {
     await this.sentCodes.invalidate(userId, method)
   }
 
-  // --- Backup codes -------------------------------------------------------------
+  // --- Backup codes (rule 4) --------------------------------------------------
 
   private lookupsOf (userId: string, normalized: string): string[] {
     // A short tag of a keyed hash: finds the one candidate row without
     // revealing the code, so a check costs one slow hash at most.
-    return this.keyring.hashes(`backup:${userId}:${normalized}`).map((h) => h.slice(0, 12))
+    return this.props.keyring.hashes(`backup:${userId}:${normalized}`).map((h) => h.slice(0, 12))
   }
 
   /** Fresh codes for display and their stored form; tags unique among the user's codes. */
   async newBackupCodes (userId: string): Promise<{ shown: string[], stored: NewBackupCode[] }> {
-    const { count, length, secureHash } = this.settings.backupCodes
+    const { count, length, secureHash } = this.props.settings.backupCodes
     const taken = await this.backupCodes.lookupsOfUser(userId)
     const shown: string[] = []
     const stored: NewBackupCode[] = []
@@ -208,24 +254,24 @@ export class CodeService implements HandlerServices {
       const lookup = this.lookupsOf(userId, code)[0]
       if (taken.has(lookup)) continue
       taken.add(lookup)
-      const codeHash = secureHash ? await slowHash(code, BACKUP_CODE_COST) : `hmac$${this.keyring.hash(`backup-code:${userId}:${code}`)}`
+      const codeHash = secureHash ? await slowHash(code, BACKUP_CODE_COST) : `hmac$${this.props.keyring.hash(`backup-code:${userId}:${code}`)}`
       stored.push({ id: randomUUID(), lookup, codeHash })
       shown.push(code.match(/.{1,4}/g)!.join('-'))
     }
     return { shown, stored }
   }
 
-  /** Consumes a backup code of one of `methodIds`: the method it belonged to, and how to give it back. */
-  async consumeBackupCode (userId: string, methodIds: string[], input: string): Promise<SpentBackupCode | null> {
+  /** Uses up a backup code of one of `methodIds`; the id of the method it belonged to, or null. */
+  async consumeBackupCode (userId: string, methodIds: string[], input: string): Promise<string | null> {
     const normalized = normalizeCrockford(input)
-    if (normalized === null || normalized.length !== this.settings.backupCodes.length) return null
+    if (normalized === null || normalized.length !== this.props.settings.backupCodes.length) return null
     const [candidate] = await this.backupCodes.candidates(methodIds, this.lookupsOf(userId, normalized))
     if (candidate === undefined) return null
     const ok = candidate.codeHash.startsWith('hmac$')
-      ? this.keyring.matches(`backup-code:${userId}:${normalized}`, candidate.codeHash.slice(5))
+      ? this.props.keyring.matches(`backup-code:${userId}:${normalized}`, candidate.codeHash.slice(5))
       : await slowVerify(normalized, candidate.codeHash)
     if (!ok || !(await this.backupCodes.consume(candidate.id))) return null
-    return { methodId: candidate.methodId, restore: async () => this.backupCodes.restore(candidate, userId, this.now()) }
+    return candidate.methodId
   }
 
   async checkBackupCode (handler: MfaHandler, code: string): Promise<boolean> {
@@ -233,4 +279,3 @@ export class CodeService implements HandlerServices {
     return (await this.consumeBackupCode(userId, [methodId], code)) !== null
   }
 }
-

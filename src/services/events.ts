@@ -3,20 +3,25 @@ import type { FastifyBaseLogger } from 'fastify'
 export type AuthKitEventType =
   | 'login_succeeded' | 'login_failed' | 'mfa_challenge_started' | 'mfa_verified' | 'mfa_failed'
   | 'user_locked' | 'method_created' | 'method_confirmed' | 'primary_changed' | 'method_deactivated'
-  | 'method_deleted' | 'backup_code_used' | 'backup_codes_regenerated'
+  | 'method_deleted' | 'backup_code_used' | 'backup_codes_regenerated' | 'step_up_succeeded' | 'device_remembered'
+  | 'device_revoked' | 'session_revoked' | 'login_throttled' | 'mfa_reset' | 'user_unlocked'
 
 /** A security event: who and what, never a code, secret or token. */
 export interface AuthKitEvent {
   type: AuthKitEventType
   userId: string | null
   method?: string
-  ip: string
+  /** `request.ip`; null for an admin call made outside a request. */
+  ip: string | null
+  /** ISO 8601. */
   at: string
 }
 
 /** Where a request came from, for the events it causes. */
 export interface RequestContext {
-  ip: string
+  ip: string | null
+  /** The request's User-Agent header (device labels, notification mails). */
+  userAgent?: string
 }
 
 export class EventBus {

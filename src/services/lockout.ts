@@ -1,64 +1,66 @@
-import type { Kysely } from 'kysely'
+import type { Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
+import type { UserTransaction } from '../db/user-lock.js'
 import { UserLockRepository } from '../repositories/user-locks.js'
 import { AuthKitErrors, withRetryAfter } from '../errors.js'
-import type { EventBus, RequestContext } from './events.js'
 
-const MAX_LOCK_SECONDS = 86400
+/** The longest lock, in seconds: the doubling stops at a day. */
+export const MAX_LOCK_SECONDS = 86400
 
-export type CodeOutcome = 'right' | 'wrong' | 'skipped'
+export interface LockoutSettings {
+  /** Consecutive wrong codes that lock the user. */
+  lockoutThreshold: number
+  /** Seconds of the first lock; each further lock without a right code doubles it. */
+  lockoutDuration: number
+}
+
+/** What one code check under the lockout came to. */
+export interface CodeVerdict {
+  right: boolean
+  /** This wrong code started a lock (the `user_locked` event is due). */
+  lockedNow: boolean
+}
 
 /**
  * Rule 5: consecutive wrong codes per user, across attempts, methods and
- * routes, kept in the database so every process shares one count.
+ * routes. Runs inside the user's locked transaction (db/user-lock.ts), so
+ * the count is exact however many processes check codes at once.
  */
 export class LockoutService {
-  private readonly locks: UserLockRepository
-  constructor (
-    db: Kysely<Database>,
-    private readonly settings: { lockoutThreshold: number, lockoutDuration: number },
-    private readonly events: EventBus,
-    private readonly now: () => number,
-  ) {
-    this.locks = new UserLockRepository(db)
-  }
+  constructor (private readonly props: { settings: LockoutSettings, now: () => number }) {}
 
   /**
-   * Runs one code check under the lock. Locked users get 429 before the code is
-   * looked at; a right code resets the count; the wrong code that reaches the
-   * threshold starts a lock (and still gets its own answer).
+   * 429 `AUTH_KIT_TOO_MANY_ATTEMPTS` (with `retryAfter`, seconds) while the user
+   * is locked, before any code is looked at; otherwise runs `check` and keeps
+   * its outcome: a right code resets the count and the doubling, the wrong
+   * code that reaches the threshold starts a lock.
    */
-  async check (ctx: RequestContext, userId: string, method: string | undefined, checkCode: () => Promise<boolean>): Promise<boolean> {
-    return (await this.checkOutcome(ctx, userId, method, async () => (await checkCode()) ? 'right' : 'wrong')) === 'right'
+  async check ({ trx, lock }: UserTransaction, userId: string, check: () => Promise<boolean>): Promise<CodeVerdict> {
+    this.refuseIfLocked({ trx, lock })
+    const right = await check()
+    const locks = new UserLockRepository(trx as Transaction<Database>)
+    if (right) {
+      if (lock.failures !== 0 || lock.lockCount !== 0) await locks.save(userId, { failures: 0, lockCount: 0, lockedUntil: lock.lockedUntil })
+      return { right, lockedNow: false }
+    }
+    const failures = lock.failures + 1
+    if (failures < this.props.settings.lockoutThreshold) {
+      await locks.save(userId, { ...lock, failures })
+      return { right, lockedNow: false }
+    }
+    const seconds = this.lockSeconds(lock.lockCount)
+    await locks.save(userId, { failures: 0, lockCount: lock.lockCount + 1, lockedUntil: this.props.now() + seconds * 1000 })
+    return { right, lockedNow: true }
   }
 
-  /** As check(), for callers that may end without looking at a code ('skipped' counts nothing). */
-  async checkOutcome (ctx: RequestContext, userId: string, method: string | undefined, checkCode: () => Promise<CodeOutcome>): Promise<CodeOutcome> {
-    const { lockoutThreshold } = this.settings
-    await this.locks.ensure(userId)
-    if (!(await this.locks.reserveCheck(userId, lockoutThreshold, this.now()))) {
-      const row = await this.locks.find(userId)
-      const wait = row !== undefined && row.lockedUntil > this.now() ? (row.lockedUntil - this.now()) / 1000 : 1
-      throw withRetryAfter(new AuthKitErrors.TooManyAttempts(), wait)
-    }
-    let outcome: CodeOutcome = 'wrong'
-    try {
-      outcome = await checkCode()
-    } finally {
-      if (outcome === 'right') await this.locks.reset(userId)
-      else if (outcome === 'skipped') await this.locks.release(userId)
-      else await this.lockIfReached(ctx, userId, method)
-    }
-    return outcome
+  /** 429 while the user is locked. */
+  refuseIfLocked ({ lock }: UserTransaction): void {
+    const now = this.props.now()
+    if (lock.lockedUntil > now) throw withRetryAfter(new AuthKitErrors.TooManyAttempts(), (lock.lockedUntil - now) / 1000)
   }
 
-  private async lockIfReached (ctx: RequestContext, userId: string, method: string | undefined): Promise<void> {
-    const row = await this.locks.find(userId)
-    if (row === undefined || row.failures < this.settings.lockoutThreshold) return
-    const now = this.now()
-    const seconds = Math.min(MAX_LOCK_SECONDS, this.settings.lockoutDuration * 2 ** Math.min(row.lockCount, 32))
-    if (await this.locks.lockIfReached(userId, this.settings.lockoutThreshold, row.lockCount, now + seconds * 1000, now)) {
-      this.events.emit('user_locked', ctx, userId, method)
-    }
+  /** Seconds of the lock after `lockCount` earlier ones. */
+  lockSeconds (lockCount: number): number {
+    return Math.min(MAX_LOCK_SECONDS, this.props.settings.lockoutDuration * 2 ** Math.min(lockCount, 32))
   }
 }

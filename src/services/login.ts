@@ -1,170 +1,276 @@
 import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
+import { inUserLock } from '../db/user-lock.js'
 import { type Keyring, randomToken, slowVerify } from '../crypto.js'
 import { LoginAttemptRepository, type LoginAttemptRow } from '../repositories/login-attempts.js'
+import { TrustedDeviceRepository, type TrustedDeviceRow } from '../repositories/devices.js'
+import { SessionRepository } from '../repositories/sessions.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { CodeService } from './codes.js'
-import type { LockoutService } from './lockout.js'
 import type { MethodService } from './methods.js'
-import type { TokenService, IssuedTokens } from './tokens.js'
+import { AMR_ONE_STEP, AMR_TWO_STEP, type AccessToken, type IssuedTokens, type TokenService } from './tokens.js'
 import type { EventBus, RequestContext } from './events.js'
-import { type AuthKitUser, type UserStore, dummyPasswordHash } from '../users.js'
-import type { MethodRow } from '../repositories/methods.js'
+import { type AuthKitUser, type UserStore, dummyPasswordHash, withoutPasswordHash } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
 
 export interface LoginSettings {
   mfaEnabled: boolean
+  /** Seconds a login attempt lives. */
   ephemeralTokenExpiry: number
   maxAttemptsPerToken: number
+  /** Whether a user must enrol a method before a normal session (SPEC section 9). */
+  required: (user: AuthKitUser) => boolean | Promise<boolean>
+  /** Days a remembered device skips the second step; 0: never remembered. */
+  trustedDeviceDays: number
 }
+
+type PublicUser = Record<string, unknown>
 
 export type LoginResult =
-  | ({ mfa_enabled: false, user: Record<string, unknown> } & IssuedTokens)
+  | ({ mfa_enabled: false, user: PublicUser } & IssuedTokens)
+  | ({ mfa_enabled: false, mfa_setup_required: true, user: PublicUser } & AccessToken)
   | { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[] }
 
-interface LiveAttempt {
-  attempt: LoginAttemptRow
-  user: AuthKitUser
-  method: MethodRow
+export type VerifyResult = IssuedTokens & { user: PublicUser, device_token?: string, device_expiration?: string }
+
+export interface LoginServiceProps {
+  db: Kysely<Database>
+  keyring: Keyring
+  users: UserStore<any>
+  registry: HandlerRegistry
+  codes: CodeService
+  methods: MethodService
+  tokens: TokenService
+  events: EventBus
+  settings: LoginSettings
+  now: () => number
 }
 
-/** The two-step login (rule 2): attempts live server-side, hashed, single use. */
+/** Longest device label kept, in characters. */
+const DEVICE_LABEL_MAX = 100
+
+/** "Browser on System" from a User-Agent header, at most 100 characters. */
+export function deviceLabel (userAgent: string | undefined): string {
+  const ua = typeof userAgent === 'string' ? userAgent : ''
+  const browser = /Edg\//.test(ua) ? 'Edge' : /OPR\//.test(ua) ? 'Opera' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : /^curl\//.test(ua) ? 'curl' : ''
+  const system = /Android/.test(ua) ? 'Android' : /iPhone|iPad|iOS/.test(ua) ? 'iOS' : /Mac OS X|Macintosh/.test(ua) ? 'macOS' : /Windows/.test(ua) ? 'Windows' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : ''
+  const label = browser !== '' && system !== '' ? `${browser} on ${system}` : browser !== '' ? browser : system !== '' ? system : ua.replace(/[\u0000-\u001f\u007f]/g, '').trim()
+  return (label === '' ? 'Unknown device' : label).slice(0, DEVICE_LABEL_MAX)
+}
+
+/**
+ * The two-step login (rule 2): attempts live server-side, hashed, single use;
+ * step 2 runs in the user's locked transaction, so its code, the attempt and
+ * the new session commit together.
+ */
 export class LoginService {
   private readonly attempts: LoginAttemptRepository
+  private readonly devices: TrustedDeviceRepository
 
-  constructor (
-    db: Kysely<Database>,
-    private readonly keyring: Keyring,
-    private readonly users: UserStore<any>,
-    private readonly registry: HandlerRegistry,
-    private readonly codes: CodeService,
-    private readonly methods: MethodService,
-    private readonly lockout: LockoutService,
-    private readonly tokens: TokenService,
-    private readonly events: EventBus,
-    private readonly settings: LoginSettings,
-    private readonly now: () => number,
-  ) {
-    this.attempts = new LoginAttemptRepository(db)
+  constructor (private readonly props: LoginServiceProps) {
+    this.attempts = new LoginAttemptRepository(props.db)
+    this.devices = new TrustedDeviceRepository(props.db)
   }
 
+  private get now (): number { return this.props.now() }
+
   /** Tokens for a finished login, and the event that says so. */
-  async finish (ctx: RequestContext, user: AuthKitUser, amr: string[]): Promise<IssuedTokens & { user: Record<string, unknown> }> {
-    const tokens = await this.tokens.issue(String(user.id), amr)
-    this.events.emit('login_succeeded', ctx, String(user.id))
-    return { ...tokens, user: this.users.toPublic(user) }
+  private async finish (ctx: RequestContext, user: AuthKitUser, tokens: IssuedTokens): Promise<IssuedTokens & { user: PublicUser }> {
+    this.props.events.emit('login_succeeded', ctx, String(user.id))
+    return { ...tokens, user: this.props.users.toPublic(user) }
   }
 
   /** One answer, in about one time, for an unknown user and a wrong password. */
   async checkPassword (ctx: RequestContext, login: string, password: string): Promise<AuthKitUser> {
-    const user = await this.users.findByLogin(login)
+    const { users, events } = this.props
+    const user = await users.findByLogin(login)
     if (user === null || user === undefined) {
       await slowVerify(password, await dummyPasswordHash())
-      this.events.emit('login_failed', ctx, null)
+      events.emit('login_failed', ctx, null)
       throw new AuthKitErrors.InvalidCredentials()
     }
-    if (!(await this.users.verifyPassword(user, password))) {
-      this.events.emit('login_failed', ctx, String(user.id))
+    if (!(await users.verifyPassword(user, password))) {
+      events.emit('login_failed', ctx, String(user.id))
       throw new AuthKitErrors.InvalidCredentials()
     }
     return user
   }
 
-  async login (ctx: RequestContext, login: string, password: string): Promise<LoginResult> {
+  /** `POST /login/`: the password, then whatever step 1 answers. */
+  async login (ctx: RequestContext, login: string, password: string, deviceToken?: string): Promise<LoginResult> {
     const user = await this.checkPassword(ctx, login, password)
+    return this.start(ctx, user, deviceToken)
+  }
+
+  /**
+   * Step 1 for a user whose first factor is checked (by password, or by the
+   * host's own way in through `app.authKit.startLogin`): a challenge, a
+   * setup-only token, or tokens.
+   */
+  async start (ctx: RequestContext, user: AuthKitUser, deviceToken?: string): Promise<LoginResult> {
+    const { settings, tokens, methods, registry, codes, keyring, events } = this.props
+    user = withoutPasswordHash(user)
     const userId = String(user.id)
-    const active = this.settings.mfaEnabled ? await this.methods.activeMethods(userId) : []
-    if (active.length === 0) return { mfa_enabled: false, ...(await this.finish(ctx, user, ['pwd'])) }
+    const active = settings.mfaEnabled ? await methods.activeMethods(userId) : []
+    if (active.length === 0) {
+      if (settings.mfaEnabled && await settings.required(withoutPasswordHash(user))) {
+        const setup = await tokens.startSetupSession(userId)
+        return { mfa_enabled: false, mfa_setup_required: true, access: setup.access, access_expiration: setup.access_expiration, user: this.props.users.toPublic(user) }
+      }
+      return { mfa_enabled: false, ...(await this.finish(ctx, user, await tokens.startSession({ userId, amr: AMR_ONE_STEP, authTime: this.now }))) }
+    }
+    const device = await this.trustedDevice(userId, deviceToken)
+    if (device !== null) {
+      await this.devices.touch(device.id, this.now)
+      // The second factor was checked when the device was remembered: step-up still asks once maxAge has passed.
+      return { mfa_enabled: false, ...(await this.finish(ctx, user, await tokens.startSession({ userId, amr: AMR_TWO_STEP, authTime: device.createdAt, deviceId: device.id }))) }
+    }
 
     let primary = active.find((m) => m.isPrimary)
     if (primary === undefined) {
-      await this.methods.settlePrimary(userId)
-      primary = (await this.methods.activeMethods(userId)).find((m) => m.isPrimary) ?? active[0]
+      await inUserLock(this.props.db, userId, async ({ trx }) => methods.settlePrimary(trx, userId))
+      primary = (await methods.activeMethods(userId)).find((m) => m.isPrimary) ?? active[0]
     }
-    if (this.registry.require(primary.name).REQUIRES_DISPATCH) {
-      await this.codes.dispatch(this.methods.handlerFor(user, primary), false)
-    }
+    if (registry.require(primary.name).REQUIRES_DISPATCH) await codes.dispatch(methods.handlerFor(user, primary), false)
     const token = randomToken(32)
-    const now = this.now()
+    const now = this.now
     // Each new attempt clears the user's expired ones, so the table stays small without a job.
     await this.attempts.purgeExpired(userId, now)
     await this.attempts.insert({
-      id: randomUUID(), tokenHash: this.keyring.hash(token), userId, method: primary.name,
-      expiresAt: now + this.settings.ephemeralTokenExpiry * 1000, createdAt: now,
+      id: randomUUID(), tokenHash: keyring.hash(token), userId, method: primary.name,
+      expiresAt: now + settings.ephemeralTokenExpiry * 1000, createdAt: now,
     })
-    this.events.emit('mfa_challenge_started', ctx, userId, primary.name)
+    events.emit('mfa_challenge_started', ctx, userId, primary.name)
     return { mfa_enabled: true, ephemeral_token: token, method: primary.name, methods: active.map((m) => m.name) }
   }
 
-  /** The attempt behind a token, if it can still be used; otherwise 401. */
-  private async liveAttempt (token: string): Promise<LiveAttempt> {
-    const attempt = await this.attempts.findByHashes(this.keyring.hashes(token))
-    const now = this.now()
-    if (attempt === undefined || attempt.usedAt !== null || attempt.expiresAt <= now || attempt.failures >= this.settings.maxAttemptsPerToken) {
-      throw new AuthKitErrors.InvalidEphemeralToken()
-    }
-    const user = await this.users.findById(attempt.userId)
-    const method = (await this.methods.activeMethods(attempt.userId)).find((m) => m.name === attempt.method)
-    if (user === null || user === undefined || method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
-    return { attempt, user, method }
+  /** The user's live remembered device for this token, or null (silently: no answer tells why). */
+  private async trustedDevice (userId: string, deviceToken: string | undefined): Promise<TrustedDeviceRow | null> {
+    if (deviceToken === undefined || deviceToken === '' || this.props.settings.trustedDeviceDays === 0) return null
+    const device = await this.devices.findByHashes(this.props.keyring.hashes(`device:${deviceToken}`))
+    if (device === undefined || device.userId !== userId || device.expiresAt <= this.now) return null
+    return device
   }
 
-  async verify (ctx: RequestContext, token: string, code: string): Promise<IssuedTokens & { user: Record<string, unknown> }> {
-    const { attempt, user, method } = await this.liveAttempt(token)
+  /** The attempt behind a token, if it can still be used, and its user; otherwise 401. */
+  private async liveAttempt (token: string): Promise<{ attempt: LoginAttemptRow, user: AuthKitUser }> {
+    const attempt = await this.attempts.findByHashes(this.props.keyring.hashes(token))
+    if (attempt === undefined || !this.usable(attempt)) throw new AuthKitErrors.InvalidEphemeralToken()
+    // Rule 12: an attempt of a user the store no longer returns is dead.
+    const user = await this.props.users.findById(attempt.userId)
+    if (user === null || user === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
+    return { attempt, user: withoutPasswordHash(user) }
+  }
+
+  private usable (attempt: LoginAttemptRow): boolean {
+    return attempt.usedAt === null && attempt.expiresAt > this.now && attempt.failures < this.props.settings.maxAttemptsPerToken
+  }
+
+  /** `POST /login/verify/`: a code of the attempt's method or a backup code of any active method. */
+  async verify (ctx: RequestContext & { userAgent?: string }, token: string, code: string, rememberDevice = false): Promise<VerifyResult> {
+    const { attempt, user } = await this.liveAttempt(token)
     const userId = attempt.userId
-    let exhausted = false
-    let backupOf: string | null = null
-    const outcome = await this.lockout.checkOutcome(ctx, userId, method.name, async () => {
-      // The attempt is held (marked used) while its code is checked, so a
-      // parallel verify of the same token uses up no code of its own.
-      const claimedAt = this.now()
-      if (!(await this.attempts.claimForCheck(attempt.id, this.settings.maxAttemptsPerToken, claimedAt))) {
-        exhausted = true
-        return 'skipped'
+    const { methods, tokens, events } = this.props
+    let methodName = attempt.method
+    const outcome = await inUserLock(this.props.db, userId, async (tx) => {
+      const attempts = new LoginAttemptRepository(tx.trx)
+      const current = await attempts.findById(attempt.id)
+      if (current === undefined || !this.usable(current)) throw new AuthKitErrors.InvalidEphemeralToken()
+      const active = await methods.activeMethods(userId, tx.trx)
+      const method = active.find((m) => m.name === current.method)
+      if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
+      methodName = method.name
+      const verdict = await methods.checkFactor(tx, user, method, code, { backupMethods: active })
+      if (!verdict.right) {
+        await attempts.fail(current.id)
+        return { verdict, active }
       }
-      let right = false
-      try {
-        right = await this.methods.handlerFor(user, method).validateOtpCode(code)
-        if (!right) {
-          const active = await this.methods.activeMethods(userId)
-          backupOf = (await this.codes.consumeBackupCode(userId, active.map((m) => m.id), code))?.methodId ?? null
-          right = backupOf !== null
-        }
-      } finally {
-        if (!right) await this.attempts.releaseClaim(attempt.id, claimedAt)
-      }
-      return right ? 'right' : 'wrong'
+      await attempts.markUsed(current.id, this.now)
+      const device = rememberDevice ? await this.remember(tx.trx, userId, ctx.userAgent) : undefined
+      const issued = await tokens.startSession({ userId, amr: AMR_TWO_STEP, authTime: this.now, deviceId: device?.id }, tx.trx)
+      return { verdict, active, issued, device }
     })
-    if (exhausted) throw new AuthKitErrors.InvalidEphemeralToken()
-    if (outcome !== 'right') {
-      this.events.emit('mfa_failed', ctx, userId, method.name)
+    const { verdict, active } = outcome
+    if (verdict.lockedNow) events.emit('user_locked', ctx, userId, methodName)
+    if (!verdict.right || outcome.issued === undefined) {
+      events.emit('mfa_failed', ctx, userId, methodName)
       throw new AuthKitErrors.InvalidCodeLogin()
     }
-    this.events.emit('mfa_verified', ctx, userId, method.name)
-    if (backupOf !== null) {
-      const owner = (await this.methods.methodsOf(userId)).find((m) => m.id === backupOf)
-      this.events.emit('backup_code_used', ctx, userId, owner?.name ?? method.name)
+    events.emit('mfa_verified', ctx, userId, methodName)
+    if (verdict.backupOf !== null) events.emit('backup_code_used', ctx, userId, active.find((m) => m.id === verdict.backupOf)?.name ?? methodName)
+    const { sid: _sid, ...issued } = outcome.issued
+    const result: VerifyResult = await this.finish(ctx, user, issued)
+    if (outcome.device !== undefined) {
+      events.emit('device_remembered', ctx, userId)
+      result.device_token = outcome.device.token
+      result.device_expiration = new Date(outcome.device.expiresAt).toISOString()
     }
-    return this.finish(ctx, user, ['pwd', 'mfa'])
+    return result
   }
 
-  async changeMethod (ctx: RequestContext, token: string, newMethod: string): Promise<{ ephemeral_token: string, method: string }> {
+  /** A device token (256 random bits, stored as a keyed hash) for the user; none while remembering is off. */
+  private async remember (trx: Kysely<Database>, userId: string, userAgent: string | undefined): Promise<{ id: string, token: string, expiresAt: number } | undefined> {
+    const days = this.props.settings.trustedDeviceDays
+    if (days === 0) return undefined
+    const now = this.now
+    const token = randomToken(32)
+    const devices = new TrustedDeviceRepository(trx)
+    await devices.purgeExpired(userId, now)
+    const expiresAt = now + days * 86_400_000
+    const id = randomUUID()
+    await devices.insert({ id, userId, tokenHash: this.props.keyring.hash(`device:${token}`), label: deviceLabel(userAgent), createdAt: now, lastUsedAt: now, expiresAt })
+    return { id, token, expiresAt }
+  }
+
+  /**
+   * `POST /login/step-up/`: a code of `method` (default the primary) or a
+   * backup code, checked as on every method route (same lockout, replay and
+   * single use), raises session `sid` to `amr ["pwd", "mfa"]` with `auth_time`
+   * now and answers a fresh access token of it. 404 with no such active
+   * method, 403 `AUTH_KIT_INVALID_CODE` for a wrong code, 429 while locked.
+   */
+  async stepUp (ctx: RequestContext, user: AuthKitUser, sid: string, code: string, methodName?: string): Promise<AccessToken> {
+    const userId = String(user.id)
+    const { methods, tokens, events } = this.props
+    const now = this.now
+    const outcome = await inUserLock(this.props.db, userId, async (tx) => {
+      const active = await methods.activeMethods(userId, tx.trx)
+      const row = methodName === undefined ? active.find((m) => m.isPrimary) ?? active[0] : active.find((m) => m.name === methodName)
+      if (row === undefined) throw new AuthKitErrors.MethodNotFound()
+      const verdict = await methods.checkFactor(tx, user, row, code, { backupMethods: active })
+      if (verdict.right) await new SessionRepository(tx.trx).raise(sid, AMR_TWO_STEP, now)
+      return { verdict, row, active }
+    })
+    const { verdict, row, active } = outcome
+    if (verdict.lockedNow) events.emit('user_locked', ctx, userId, row.name)
+    if (!verdict.right) {
+      events.emit('mfa_failed', ctx, userId, row.name)
+      throw new AuthKitErrors.InvalidCode()
+    }
+    if (verdict.backupOf !== null) events.emit('backup_code_used', ctx, userId, active.find((m) => m.id === verdict.backupOf)?.name ?? row.name)
+    events.emit('step_up_succeeded', ctx, userId, row.name)
+    return tokens.accessFor({ id: sid, userId, amr: AMR_TWO_STEP, authTime: now })
+  }
+
+  async changeMethod (_ctx: RequestContext, token: string, newMethod: string): Promise<{ ephemeral_token: string, method: string }> {
     const { attempt, user } = await this.liveAttempt(token)
     if (newMethod === attempt.method) throw new AuthKitErrors.SameMethod()
-    const target = (await this.methods.activeMethods(attempt.userId)).find((m) => m.name === newMethod)
+    const target = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === newMethod)
     if (target === undefined) throw new AuthKitErrors.MethodNotFound()
-    if (this.registry.require(newMethod).REQUIRES_DISPATCH) {
-      await this.codes.dispatch(this.methods.handlerFor(user, target), false)
+    if (this.props.registry.require(newMethod).REQUIRES_DISPATCH) {
+      await this.props.codes.dispatch(this.props.methods.handlerFor(user, target), false)
     }
     await this.attempts.rebind(attempt.id, newMethod)
     return { ephemeral_token: token, method: newMethod }
   }
 
-  async resend (ctx: RequestContext, token: string): Promise<{ ephemeral_token: string, detail: string }> {
-    const { attempt, user, method } = await this.liveAttempt(token)
-    if (!this.registry.require(attempt.method).REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
-    await this.codes.dispatch(this.methods.handlerFor(user, method), true)
+  async resend (_ctx: RequestContext, token: string): Promise<{ ephemeral_token: string, detail: string }> {
+    const { attempt, user } = await this.liveAttempt(token)
+    if (!this.props.registry.require(attempt.method).REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
+    const method = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === attempt.method)
+    if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
+    await this.props.codes.dispatch(this.props.methods.handlerFor(user, method), true)
     return { ephemeral_token: token, detail: 'A new code has been sent.' }
   }
 }

@@ -2,28 +2,26 @@ import { randomUUID } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
+import { inUserLock, type UserTransaction } from '../db/user-lock.js'
 import { MethodRepository, type MethodRow } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
+import { SentCodeRepository } from '../repositories/sent-codes.js'
+import { TrustedDeviceRepository } from '../repositories/devices.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { MfaHandler } from '../handlers/base.js'
-import type { CodeService, SpentBackupCode } from './codes.js'
-import type { LockoutService } from './lockout.js'
+import type { CodeService } from './codes.js'
+import type { CodeVerdict, LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
-import { AuthKitErrors } from '../errors.js'
+import { AuthKitErrors, withRetryAfter } from '../errors.js'
 
 export interface MethodPolicies {
   preventDeleteActiveMethod: boolean
   preventDeletePrimaryMethod: boolean
   deleteActiveMethodRequireCode: boolean
   updatePrimaryMethodRequirePrimaryCode: boolean
-}
-
-interface CodeReceipt {
-  /** The change failed after the code was accepted: give a spent backup code back. */
-  undo (): Promise<void>
-  /** The change happened. */
-  done (): void
+  /** Seconds between two codes sent for one method (for the Retry-After of a create that meets a send under way). */
+  resendCooldown: number
 }
 
 export interface MethodSummary {
@@ -36,33 +34,48 @@ export interface MethodSummary {
   backup_codes_remaining: number
 }
 
-/** Method management (rules 1, 4 and 6) for the routes under /mfa/. */
+/** A code check under the lockout, and which method's backup code it spent (if any). */
+export interface FactorVerdict extends CodeVerdict {
+  /** Id of the method whose backup code was used up, or null. */
+  backupOf: string | null
+}
+
+export interface MethodServiceProps {
+  db: Kysely<Database>
+  registry: HandlerRegistry
+  codes: CodeService
+  lockout: LockoutService
+  events: EventBus
+  policies: MethodPolicies
+  now: () => number
+}
+
+/**
+ * Method management (rules 1, 4, 6 and 8) for the routes under /mfa/, and
+ * the one place a code of a user's factor is checked. Every change runs in
+ * one transaction under the user's lock (db/user-lock.ts): the state is read
+ * again inside it, policies are applied before the code is looked at, and the
+ * code, its use and the change commit together or not at all (rule 10).
+ */
 export class MethodService {
   private readonly methods: MethodRepository
   private readonly backupCodes: BackupCodeRepository
 
-  constructor (
-    private readonly db: Kysely<Database>,
-    private readonly registry: HandlerRegistry,
-    private readonly codes: CodeService,
-    private readonly lockout: LockoutService,
-    private readonly events: EventBus,
-    private readonly policies: MethodPolicies,
-    private readonly now: () => number,
-  ) {
-    this.methods = new MethodRepository(db)
-    this.backupCodes = new BackupCodeRepository(db)
+  constructor (private readonly props: MethodServiceProps) {
+    this.methods = new MethodRepository(props.db)
+    this.backupCodes = new BackupCodeRepository(props.db)
   }
 
-  /** The user's methods that this instance has a handler for. */
-  async methodsOf (userId: string): Promise<MethodRow[]> {
-    return (await this.methods.listByUser(userId)).filter((m) => this.registry.get(m.name) !== undefined)
+  /** The user's methods that this instance has a handler for, oldest first. */
+  async methodsOf (userId: string, db: Kysely<Database> = this.props.db): Promise<MethodRow[]> {
+    const rows = db === this.props.db ? await this.methods.listByUser(userId) : await new MethodRepository(db).listByUser(userId)
+    return rows.filter((m) => this.props.registry.get(m.name) !== undefined)
   }
 
   /** Active methods in handler order (the order `methods` lists them at login). */
-  async activeMethods (userId: string): Promise<MethodRow[]> {
-    const rows = (await this.methodsOf(userId)).filter((m) => m.isActive)
-    const order = this.registry.list()
+  async activeMethods (userId: string, db: Kysely<Database> = this.props.db): Promise<MethodRow[]> {
+    const rows = (await this.methodsOf(userId, db)).filter((m) => m.isActive)
+    const order = this.props.registry.list()
     return rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
   }
 
@@ -73,22 +86,22 @@ export class MethodService {
    */
   async orphanedMethods (): Promise<Array<{ name: string, users: number }>> {
     const counts = await this.methods.activeUsersByName()
-    return [...counts].filter(([name]) => this.registry.get(name) === undefined).map(([name, users]) => ({ name, users }))
+    return [...counts].filter(([name]) => this.props.registry.get(name) === undefined).map(([name, users]) => ({ name, users }))
   }
 
-  handlerFor (user: AuthKitUser, row: MethodRow): MfaHandler {
-    return this.registry.instantiate(this.codes, user, row)
+  /** A handler instance for one user's method, over `db` (a transaction inside one). */
+  handlerFor (user: AuthKitUser, row: MethodRow, db: Kysely<Database> = this.props.db): MfaHandler {
+    return this.props.registry.instantiate(this.props.codes.on(db), user, row)
   }
 
   async list (user: AuthKitUser): Promise<MethodSummary[]> {
     const userId = String(user.id)
-    const rows = await this.methodsOf(userId)
-    const counts = await this.backupCodes.countByMethod(userId)
-    return this.registry.classes().map((cls) => {
+    const [rows, counts] = await Promise.all([this.methodsOf(userId), this.backupCodes.countByMethod(userId)])
+    return this.props.registry.classes().map((cls) => {
       const row = rows.find((r) => r.name === cls.NAME)
       return {
         name: cls.NAME,
-        display_name: this.registry.displayName(cls.NAME),
+        display_name: this.props.registry.displayName(cls.NAME),
         is_active: row?.isActive ?? false,
         is_primary: row?.isPrimary ?? false,
         is_setup: row !== undefined,
@@ -99,167 +112,197 @@ export class MethodService {
   }
 
   /**
+   * Inside the user's transaction: `code` as a code of `row` (its own code,
+   * then, unless `ownOnly`, a backup code of one of `backupMethods`, default
+   * `row` alone), under the lockout. 429 while locked.
+   */
+  async checkFactor (tx: UserTransaction, user: AuthKitUser, row: MethodRow, code: string, options: { ownOnly?: boolean, backupMethods?: MethodRow[] } = {}): Promise<FactorVerdict> {
+    const userId = String(user.id)
+    let backupOf: string | null = null
+    const verdict = await this.props.lockout.check(tx, userId, async () => {
+      if (await this.handlerFor(user, row, tx.trx).validateOtpCode(code)) return true
+      if (options.ownOnly === true) return false
+      const ids = (options.backupMethods ?? [row]).map((m) => m.id)
+      backupOf = await this.props.codes.on(tx.trx).consumeBackupCode(userId, ids, code)
+      return backupOf !== null
+    })
+    return { ...verdict, backupOf }
+  }
+
+  /** After the transaction: the events a code check owes, and 403 for a wrong code. */
+  private settle (ctx: RequestContext, userId: string, name: string, verdict: FactorVerdict, backupMethods: MethodRow[] = []): void {
+    if (verdict.lockedNow) this.props.events.emit('user_locked', ctx, userId, name)
+    if (!verdict.right) throw new AuthKitErrors.InvalidCode()
+    if (verdict.backupOf !== null) {
+      this.props.events.emit('backup_code_used', ctx, userId, backupMethods.find((m) => m.id === verdict.backupOf)?.name ?? name)
+    }
+  }
+
+  /**
    * Setup runs before anything is stored: a method whose setup mail could not
    * be sent is never created (rule 8).
    */
   async create (ctx: RequestContext, user: AuthKitUser, name: string): Promise<{ method: string, backup_codes: string[], setup_data: unknown }> {
     const userId = String(user.id)
     if (await this.methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
-    const cls = this.registry.require(name)
+    const cls = this.props.registry.require(name)
+    const { codes, registry } = this.props
     const row: MethodRow = {
-      id: randomUUID(), userId, name, secret: cls.REQUIRES_DISPATCH ? null : this.codes.newTotpSecret(userId, name),
-      isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.now(),
+      id: randomUUID(), userId, name, secret: cls.REQUIRES_DISPATCH ? null : codes.newTotpSecret(userId, name),
+      isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.props.now(),
     }
-    const handler = this.registry.instantiate(this.codes, user, row, row.secret)
+    const handler = registry.instantiate(codes, user, row, row.secret)
     let setupData: unknown
     if (cls.REQUIRES_DISPATCH) {
       // Within the cooldown nothing new is sent; the code sent last still works.
-      const sent = await this.codes.dispatch(handler, false, async () => { setupData = await handler.initializeMethod() })
-      if (!sent) setupData = { detail: cls.SETUP_RESPONSE_MESSAGE }
+      const sent = await codes.dispatch(handler, false, async () => { setupData = await handler.initializeMethod() })
+      if (sent === 'in-flight') throw withRetryAfter(new AuthKitErrors.ResendTooSoon(), this.props.policies.resendCooldown)
+      if (sent === 'cooldown') setupData = { detail: cls.SETUP_RESPONSE_MESSAGE }
     } else {
       setupData = await handler.initializeMethod()
     }
     // A handler whose setup data misses its own schema is a host bug: fail before storing anything.
     if (!Value.Check(cls.setupDataSchema, setupData)) throw new Error(`fastify-auth-kit: ${cls.name}.initializeMethod() returned data that does not match its setupDataSchema`)
-    const { shown, stored } = await this.codes.newBackupCodes(userId)
-    try {
-      await this.db.transaction().execute(async (trx) => {
-        await new MethodRepository(trx).insert(row)
-        await new BackupCodeRepository(trx).replaceForMethod(row.id, userId, stored, row.createdAt)
-      })
-    } catch (err) {
-      if (await this.methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
-      throw err
-    }
-    this.events.emit('method_created', ctx, userId, name)
+    const { shown, stored } = await codes.newBackupCodes(userId)
+    await inUserLock(this.props.db, userId, async ({ trx }) => {
+      const methods = new MethodRepository(trx)
+      if (await methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
+      await methods.insert(row)
+      await new BackupCodeRepository(trx).replaceForMethod(row.id, userId, stored, row.createdAt)
+    })
+    this.props.events.emit('method_created', ctx, userId, name)
     return { method: name, backup_codes: shown, setup_data: setupData }
   }
 
   async confirm (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<void> {
     const userId = String(user.id)
-    const row = await this.methods.find(userId, name)
-    if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-    if (row.isActive) throw new AuthKitErrors.MethodAlreadyActive()
-    const handler = this.handlerFor(user, row)
-    const right = await this.lockout.check(ctx, userId, name, async () => handler.validateOtpCode(code))
-    if (!right) throw new AuthKitErrors.InvalidCode()
-    if (!(await this.methods.activate(row.id, false))) throw new AuthKitErrors.MethodAlreadyActive()
-    await this.settlePrimary(userId)
-    this.events.emit('method_confirmed', ctx, userId, name)
+    const verdict = await inUserLock(this.props.db, userId, async (tx) => {
+      const methods = new MethodRepository(tx.trx)
+      const row = await methods.find(userId, name)
+      if (row === undefined) throw new AuthKitErrors.MethodNotFound()
+      if (row.isActive) throw new AuthKitErrors.MethodAlreadyActive()
+      const verdict = await this.checkFactor(tx, user, row, code, { ownOnly: true })
+      if (!verdict.right) return verdict
+      await methods.activate(row.id, false)
+      await this.settlePrimary(tx.trx, userId)
+      return verdict
+    })
+    this.settle(ctx, userId, name, verdict)
+    this.props.events.emit('method_confirmed', ctx, userId, name)
   }
 
   async setPrimary (ctx: RequestContext, user: AuthKitUser, name: string, primaryCode: string | undefined): Promise<void> {
     const userId = String(user.id)
-    const rows = await this.methodsOf(userId)
-    const target = rows.find((r) => r.name === name && r.isActive)
-    if (target === undefined) throw new AuthKitErrors.MethodNotFound()
-    if (this.policies.updatePrimaryMethodRequirePrimaryCode) {
-      const current = rows.find((r) => r.isPrimary && r.isActive) ?? target
-      const receipt = await this.requireCode(ctx, user, current, primaryCode ?? '')
-      receipt.done()
-    }
-    await this.settlePrimary(userId, target.id)
-    this.events.emit('primary_changed', ctx, userId, name)
+    let current: MethodRow | undefined
+    const verdict = await inUserLock(this.props.db, userId, async (tx) => {
+      const rows = await this.methodsOf(userId, tx.trx)
+      const target = rows.find((r) => r.name === name && r.isActive)
+      if (target === undefined) throw new AuthKitErrors.MethodNotFound()
+      current = rows.find((r) => r.isPrimary && r.isActive) ?? target
+      const verdict: FactorVerdict = this.props.policies.updatePrimaryMethodRequirePrimaryCode
+        ? await this.checkFactor(tx, user, current, primaryCode ?? '')
+        : { right: true, lockedNow: false, backupOf: null }
+      if (verdict.right) await this.settlePrimary(tx.trx, userId, target.id)
+      return verdict
+    })
+    this.settle(ctx, userId, current?.name ?? name, verdict, current === undefined ? [] : [current])
+    this.props.events.emit('primary_changed', ctx, userId, name)
   }
 
   async deactivate (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<void> {
     const userId = String(user.id)
-    const row = await this.methods.find(userId, name)
-    if (row === undefined || !row.isActive) throw new AuthKitErrors.MethodNotFound()
-    if (row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deactivated')
-    const receipt = await this.requireCode(ctx, user, row, code)
-    if (!(await this.methods.deactivate(row.id))) {
-      await receipt.undo()
-      throw new AuthKitErrors.MethodNotFound()
-    }
-    receipt.done()
-    await this.settlePrimary(userId)
-    this.events.emit('method_deactivated', ctx, userId, name)
+    const verdict = await inUserLock(this.props.db, userId, async (tx) => {
+      const methods = new MethodRepository(tx.trx)
+      const row = await methods.find(userId, name)
+      if (row === undefined || !row.isActive) throw new AuthKitErrors.MethodNotFound()
+      if (row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deactivated')
+      const verdict = await this.checkFactor(tx, user, row, code)
+      if (!verdict.right) return verdict
+      await methods.deactivate(row.id)
+      await this.settlePrimary(tx.trx, userId)
+      await new TrustedDeviceRepository(tx.trx).revokeAllOf(userId)
+      return verdict
+    })
+    this.settle(ctx, userId, name, verdict)
+    this.props.events.emit('method_deactivated', ctx, userId, name)
   }
 
   async delete (ctx: RequestContext, user: AuthKitUser, name: string, code: string | undefined): Promise<void> {
     const userId = String(user.id)
-    const row = await this.methods.find(userId, name)
-    if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-    if (this.policies.preventDeleteActiveMethod && row.isActive) throw new AuthKitErrors.ActiveMethodProtected()
-    if (this.policies.preventDeletePrimaryMethod && row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deleted')
-    const receipt = row.isActive && this.policies.deleteActiveMethodRequireCode ? await this.requireCode(ctx, user, row, code ?? '') : undefined
-    const deleted = await this.db.transaction().execute(async (trx) => {
-      await new BackupCodeRepository(trx).deleteForMethod(row.id)
-      return new MethodRepository(trx).delete(row.id)
+    const { policies } = this.props
+    const verdict = await inUserLock(this.props.db, userId, async (tx) => {
+      const row = await new MethodRepository(tx.trx).find(userId, name)
+      if (row === undefined) throw new AuthKitErrors.MethodNotFound()
+      if (policies.preventDeleteActiveMethod && row.isActive) throw new AuthKitErrors.ActiveMethodProtected()
+      if (policies.preventDeletePrimaryMethod && row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deleted')
+      const verdict: FactorVerdict = row.isActive && policies.deleteActiveMethodRequireCode
+        ? await this.checkFactor(tx, user, row, code ?? '')
+        : { right: true, lockedNow: false, backupOf: null }
+      if (!verdict.right) return verdict
+      await this.removeMethod(tx.trx, userId, row)
+      if (row.isActive) await new TrustedDeviceRepository(tx.trx).revokeAllOf(userId)
+      return verdict
     })
-    if (!deleted) {
-      // A racing request deleted it first; the backup code spent here has nothing to come back to.
-      throw new AuthKitErrors.MethodNotFound()
-    }
-    receipt?.done()
-    await this.codes.forgetSentCodes(userId, name)
-    await this.settlePrimary(userId)
-    this.events.emit('method_deleted', ctx, userId, name)
+    this.settle(ctx, userId, name, verdict)
+    this.props.events.emit('method_deleted', ctx, userId, name)
   }
 
-  async send (ctx: RequestContext, user: AuthKitUser, name: string): Promise<void> {
-    const cls = this.registry.require(name)
+  /** Deletes a method with its backup codes and last sent code, and settles the primary. Inside the user's transaction. */
+  async removeMethod (trx: Kysely<Database>, userId: string, row: MethodRow): Promise<void> {
+    await new BackupCodeRepository(trx).deleteForMethod(row.id)
+    await new MethodRepository(trx).delete(row.id)
+    await new SentCodeRepository(trx).invalidate(userId, row.name)
+    await this.settlePrimary(trx, userId)
+  }
+
+  async send (_ctx: RequestContext, user: AuthKitUser, name: string): Promise<void> {
+    const cls = this.props.registry.require(name)
     if (!cls.REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
     const row = await this.methods.find(String(user.id), name)
     if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-    await this.codes.dispatch(this.handlerFor(user, row), true)
+    await this.props.codes.dispatch(this.handlerFor(user, row), true)
   }
 
+  /**
+   * New backup codes for an active method: the code that allows it, the old
+   * set and the new one change in one transaction, so of parallel
+   * regenerations exactly one wins and a crash leaves the old set whole.
+   */
   async regenerateBackupCodes (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<string[]> {
     const userId = String(user.id)
-    const row = await this.methods.find(userId, name)
-    if (row === undefined || !row.isActive) throw new AuthKitErrors.MethodNotFound()
-    const receipt = await this.requireCode(ctx, user, row, code)
-    const { shown, stored } = await this.codes.newBackupCodes(userId)
-    await this.db.transaction().execute(async (trx) => {
-      await new BackupCodeRepository(trx).replaceForMethod(row.id, userId, stored, this.now())
+    // Hashed before the lock is taken: the slow part holds nobody up.
+    const { shown, stored } = await this.props.codes.newBackupCodes(userId)
+    const verdict = await inUserLock(this.props.db, userId, async (tx) => {
+      const row = await new MethodRepository(tx.trx).find(userId, name)
+      if (row === undefined || !row.isActive) throw new AuthKitErrors.MethodNotFound()
+      const verdict = await this.checkFactor(tx, user, row, code)
+      if (!verdict.right) return verdict
+      await new BackupCodeRepository(tx.trx).replaceForMethod(row.id, userId, stored, this.props.now())
+      await new TrustedDeviceRepository(tx.trx).revokeAllOf(userId)
+      return verdict
     })
-    receipt.done()
-    this.events.emit('backup_codes_regenerated', ctx, userId, name)
+    this.settle(ctx, userId, name, verdict)
+    this.props.events.emit('backup_codes_regenerated', ctx, userId, name)
     return shown
   }
 
   /**
-   * A code of `row`'s method (own, then backup), under the lockout; 403 if
-   * wrong. The receipt gives a spent backup code back if the change it
-   * allowed then fails (two racing requests: only one changes anything).
-   */
-  private async requireCode (ctx: RequestContext, user: AuthKitUser, row: MethodRow, code: string): Promise<CodeReceipt> {
-    const userId = String(user.id)
-    const handler = this.handlerFor(user, row)
-    let spent: SpentBackupCode | null = null
-    const right = await this.lockout.check(ctx, userId, row.name, async () => {
-      if (await handler.validateOtpCode(code)) return true
-      spent = await this.codes.consumeBackupCode(userId, [row.id], code)
-      return spent !== null
-    })
-    if (!right) throw new AuthKitErrors.InvalidCode()
-    const backup = spent as SpentBackupCode | null
-    return {
-      undo: async () => { await backup?.restore() },
-      done: () => { if (backup !== null) this.events.emit('backup_code_used', ctx, userId, row.name) },
-    }
-  }
-
-  /**
    * Rule 1, kept in one place: while a user has an active method exactly one
-   * active method is primary. `preferred` wins if active; otherwise the
-   * current primary stays; otherwise the active method created first.
+   * active method is primary. `preferredId` wins if active; otherwise the
+   * current primary stays; otherwise the active method created first. Runs
+   * inside the user's transaction.
    */
-  async settlePrimary (userId: string, preferredId?: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      const repo = new MethodRepository(trx)
-      const rows = await repo.listByUser(userId)
-      const active = rows.filter((r) => r.isActive)
-      const chosen = active.find((r) => r.id === preferredId) ?? active.find((r) => r.isPrimary) ?? active[0]
-      const primaries = rows.filter((r) => r.isPrimary)
-      if (chosen === undefined) {
-        if (primaries.length > 0) await repo.setPrimary(userId, '')
-        return
-      }
-      if (primaries.length === 1 && primaries[0].id === chosen.id) return
-      await repo.setPrimary(userId, chosen.id)
-    })
+  async settlePrimary (trx: Kysely<Database>, userId: string, preferredId?: string): Promise<void> {
+    const repo = new MethodRepository(trx)
+    const rows = await repo.listByUser(userId)
+    const active = rows.filter((r) => r.isActive)
+    const chosen = active.find((r) => r.id === preferredId) ?? active.find((r) => r.isPrimary) ?? active[0]
+    const primaries = rows.filter((r) => r.isPrimary)
+    if (chosen === undefined) {
+      if (primaries.length > 0) await repo.setPrimary(userId, '')
+      return
+    }
+    if (primaries.length === 1 && primaries[0].id === chosen.id) return
+    await repo.setPrimary(userId, chosen.id)
   }
 }

@@ -4,96 +4,196 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import { type Keyring, randomToken } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
+import { SessionRepository, type SessionRow } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
 
-export interface IssuedTokens {
+/** `amr` values (RFC 8176): the password, and a second factor. */
+export const AMR_PASSWORD = 'pwd'
+export const AMR_MFA = 'mfa'
+export const AMR_ONE_STEP = [AMR_PASSWORD]
+export const AMR_TWO_STEP = [AMR_PASSWORD, AMR_MFA]
+
+export interface AccessToken {
   access: string
-  refresh: string
   access_expiration: string
+}
+
+export interface IssuedTokens extends AccessToken {
+  refresh: string
   refresh_expiration: string
 }
 
+/** The claims `authenticate` trusts, once the signature and expiry are checked. */
 export interface AccessClaims {
   sub: string
+  sid: string
   amr: string[]
+  /** Seconds since the epoch (OpenID Connect `auth_time`). */
+  authTime: number
+}
+
+export interface TokenSettings {
+  /** Seconds an access token lives. */
+  accessTokenExpiry: number
+  /** Seconds a refresh token (and so an idle session) lives. */
+  refreshTokenExpiry: number
+  /** Seconds after a rotation in which the spent token, shown again, is refused without revoking anything. */
+  refreshReuseGrace: number
 }
 
 const TOKEN_USE = 'auth_kit_access'
 const decode = createDecoder({ complete: true })
 
 /**
- * Access tokens are HS256 JWTs under a key derived from `secret` (so a host's
- * own @fastify/jwt, with its own key, neither accepts nor is confused by them).
- * Refresh tokens are opaque random strings stored only as keyed hashes, rotated
- * on every use; presenting a spent one revokes its whole family.
+ * Sessions and their tokens. A session is one refresh-token chain; access
+ * tokens are HS256 JWTs under a key derived from `secret` (a host's own
+ * @fastify/jwt, with its own key, neither accepts nor is confused by them)
+ * naming it in `sid`, so revoking a session ends its access tokens at once.
+ * Refresh tokens are opaque random strings stored only as keyed hashes,
+ * rotated on every use; a spent one shown again past the grace revokes its
+ * session (RFC 9700 section 4.14.2).
  */
 export class TokenService {
   private readonly refreshTokens: RefreshTokenRepository
-  constructor (
-    db: Kysely<Database>,
-    private readonly keyring: Keyring,
-    private readonly expiry: { accessTokenExpiry: number, refreshTokenExpiry: number },
-    private readonly now: () => number,
-  ) {
-    this.refreshTokens = new RefreshTokenRepository(db)
+  readonly sessions: SessionRepository
+
+  constructor (private readonly props: { db: Kysely<Database>, keyring: Keyring, settings: TokenSettings, now: () => number }) {
+    this.refreshTokens = new RefreshTokenRepository(props.db)
+    this.sessions = new SessionRepository(props.db)
   }
 
-  async issue (userId: string, amr: string[], familyId: string = randomUUID()): Promise<IssuedTokens> {
-    const now = this.now()
-    const accessExp = Math.floor(now / 1000) + this.expiry.accessTokenExpiry
-    const key = this.keyring.current
-    // iat and exp follow the plugin's clock (the `now` option).
-    const sign = createSigner({ key: key.jwt, algorithm: 'HS256', kid: key.id, clockTimestamp: now, expiresIn: this.expiry.accessTokenExpiry * 1000 })
-    const access = sign({ sub: userId, amr, token_use: TOKEN_USE, jti: randomUUID() })
-    const refresh = randomToken(32)
-    const refreshExpiresAt = now + this.expiry.refreshTokenExpiry * 1000
-    await this.refreshTokens.purgeExpired(userId, now)
-    await this.refreshTokens.insert({
-      id: randomUUID(), familyId, userId, tokenHash: this.keyring.hash(refresh), amr, expiresAt: refreshExpiresAt, createdAt: now,
-    })
-    return {
-      access,
-      refresh,
-      access_expiration: new Date(accessExp * 1000).toISOString(),
-      refresh_expiration: new Date(refreshExpiresAt).toISOString(),
+  private get now (): number { return this.props.now() }
+
+  /**
+   * A new session and its tokens. `authTime` is milliseconds. `db` may be a
+   * transaction, so a login's last step and its session commit together.
+   */
+  async startSession (input: { userId: string, amr: string[], authTime: number, deviceId?: string }, db: Kysely<Database> = this.props.db): Promise<IssuedTokens & { sid: string }> {
+    const now = this.now
+    const { refreshTokenExpiry } = this.props.settings
+    const session: SessionRow = {
+      id: randomUUID(), userId: input.userId, amr: input.amr, authTime: input.authTime, setupOnly: false, deviceId: input.deviceId ?? null,
+      createdAt: now, lastUsedAt: now, expiresAt: now + refreshTokenExpiry * 1000, revokedAt: null,
     }
+    await new SessionRepository(db).purgeDead(input.userId, now - refreshTokenExpiry * 1000)
+    await new SessionRepository(db).insert(session)
+    const refresh = await this.newRefreshToken(session, db)
+    return { ...this.accessFor(session), ...refresh, sid: session.id }
   }
 
-  /** The claims of a valid access token, or null. Ephemeral tokens are not JWTs and never pass. */
+  /** A setup-only session (SPEC section 9): an access token for the enrolment routes, no refresh token. */
+  async startSetupSession (userId: string): Promise<AccessToken & { sid: string }> {
+    const now = this.now
+    const session: SessionRow = {
+      id: randomUUID(), userId, amr: AMR_ONE_STEP, authTime: now, setupOnly: true, deviceId: null,
+      createdAt: now, lastUsedAt: now, expiresAt: now + this.props.settings.accessTokenExpiry * 1000, revokedAt: null,
+    }
+    await this.sessions.insert(session)
+    return { ...this.accessFor(session), sid: session.id }
+  }
+
+  /** An access token of `session`, carrying its `amr` and `auth_time`. */
+  accessFor (session: Pick<SessionRow, 'id' | 'userId' | 'amr' | 'authTime'>): AccessToken {
+    const now = this.now
+    const { accessTokenExpiry } = this.props.settings
+    const key = this.props.keyring.current
+    // iat and exp follow the plugin's clock (the `now` option).
+    const sign = createSigner({ key: key.jwt, algorithm: 'HS256', kid: key.id, clockTimestamp: now, expiresIn: accessTokenExpiry * 1000 })
+    const access = sign({
+      sub: session.userId, sid: session.id, amr: session.amr, auth_time: Math.floor(session.authTime / 1000), token_use: TOKEN_USE, jti: randomUUID(),
+    })
+    return { access, access_expiration: new Date((Math.floor(now / 1000) + accessTokenExpiry) * 1000).toISOString() }
+  }
+
+  private async newRefreshToken (session: SessionRow, db: Kysely<Database>): Promise<Pick<IssuedTokens, 'refresh' | 'refresh_expiration'>> {
+    const now = this.now
+    const refresh = randomToken(32)
+    const expiresAt = now + this.props.settings.refreshTokenExpiry * 1000
+    const tokens = new RefreshTokenRepository(db)
+    await tokens.purgeExpired(session.userId, now)
+    await tokens.insert({ id: randomUUID(), familyId: session.id, userId: session.userId, tokenHash: this.props.keyring.hash(refresh), amr: session.amr, expiresAt, createdAt: now })
+    return { refresh, refresh_expiration: new Date(expiresAt).toISOString() }
+  }
+
+  /** The claims of a validly signed, unexpired access token, or null. Ephemeral tokens are not JWTs and never pass. */
   verifyAccess (token: string): AccessClaims | null {
     try {
       const { header } = decode(token) as { header: { kid?: string, alg?: string } }
-      const key = typeof header.kid === 'string' ? this.keyring.byId(header.kid) : undefined
+      const key = typeof header.kid === 'string' ? this.props.keyring.byId(header.kid) : undefined
       if (key === undefined || header.alg !== 'HS256') return null
       const verify = createVerifier({ key: key.jwt, algorithms: ['HS256'], ignoreExpiration: true, ignoreNotBefore: true })
       const claims = verify(token) as Record<string, unknown>
-      if (claims.token_use !== TOKEN_USE || typeof claims.sub !== 'string' || typeof claims.exp !== 'number') return null
-      if (claims.exp * 1000 <= this.now()) return null
+      if (claims.token_use !== TOKEN_USE || typeof claims.sub !== 'string' || typeof claims.sid !== 'string' || typeof claims.exp !== 'number') return null
+      if (claims.exp * 1000 <= this.now) return null
       const amr = Array.isArray(claims.amr) ? claims.amr.filter((x): x is string => typeof x === 'string') : []
-      return { sub: claims.sub, amr }
+      const authTime = typeof claims.auth_time === 'number' ? claims.auth_time : 0
+      return { sub: claims.sub, sid: claims.sid, amr, authTime }
     } catch {
       return null
     }
   }
 
-  /** Rotation: the presented token is spent, a new pair is issued. */
-  async refresh (token: string): Promise<IssuedTokens & { userId: string }> {
-    const row = await this.refreshTokens.findByHashes(this.keyring.hashes(token))
-    const now = this.now()
-    if (row === undefined) throw new AuthKitErrors.InvalidRefreshToken()
-    if (row.revokedAt !== null) {
-      // A spent token came back: someone holds a copy. End the whole chain.
-      await this.refreshTokens.revokeFamily(row.familyId, now)
-      throw new AuthKitErrors.InvalidRefreshToken()
-    }
-    if (row.expiresAt <= now || !(await this.refreshTokens.revoke(row.id, now))) throw new AuthKitErrors.InvalidRefreshToken()
-    return { ...(await this.issue(row.userId, row.amr, row.familyId)), userId: row.userId }
+  /** The live session an access token names, or null (revoked, expired, another user's). */
+  async liveSession (claims: AccessClaims): Promise<SessionRow | null> {
+    const session = await this.sessions.find(claims.sid)
+    if (session === undefined || session.userId !== claims.sub || session.revokedAt !== null || session.expiresAt <= this.now) return null
+    return session
   }
 
-  /** Revokes the token if it is the caller's; anything else changes nothing. */
+  /**
+   * Rotation: the presented token is spent, a new pair of the same session is
+   * issued, in one transaction (a crash keeps the old token or the new one).
+   * 401 `AUTH_KIT_INVALID_REFRESH_TOKEN` for an unknown, expired or revoked
+   * token, and when `userExists` says the user is gone (rule 12), which also
+   * ends the session for good.
+   */
+  async refresh (token: string, userExists: (userId: string) => Promise<boolean>): Promise<IssuedTokens & { userId: string }> {
+    const row = await this.refreshTokens.findByHashes(this.props.keyring.hashes(token))
+    const now = this.now
+    if (row === undefined) throw new AuthKitErrors.InvalidRefreshToken()
+    const session = await this.sessions.find(row.familyId)
+    const live = session !== undefined && session.revokedAt === null && session.expiresAt > now
+    if (row.revokedAt !== null) {
+      // A spent token came back. Within the grace it is a second tab that
+      // refreshed at the same moment; later, someone holds a copy: end the chain.
+      if (live && now - row.revokedAt > this.props.settings.refreshReuseGrace * 1000) await this.endSession(row.userId, row.familyId)
+      throw new AuthKitErrors.InvalidRefreshToken()
+    }
+    if (!live || row.expiresAt <= now) throw new AuthKitErrors.InvalidRefreshToken()
+    if (!(await userExists(row.userId))) {
+      await this.endSession(row.userId, row.familyId)
+      throw new AuthKitErrors.InvalidRefreshToken()
+    }
+    const issued = await this.props.db.transaction().execute(async (trx) => {
+      if (!(await new RefreshTokenRepository(trx).revoke(row.id, now))) return null
+      await new SessionRepository(trx).touch(session.id, now, now + this.props.settings.refreshTokenExpiry * 1000)
+      return this.newRefreshToken(session, trx)
+    })
+    // Lost the race to a parallel refresh of the same token: refused, nothing revoked.
+    if (issued === null) throw new AuthKitErrors.InvalidRefreshToken()
+    return { ...this.accessFor(session), ...issued, userId: row.userId }
+  }
+
+  /** Ends the session of `token` if it is the caller's; anything else changes nothing. */
   async logout (userId: string, token: string): Promise<void> {
-    const row = await this.refreshTokens.findByHashes(this.keyring.hashes(token))
+    const row = await this.refreshTokens.findByHashes(this.props.keyring.hashes(token))
     if (row === undefined || row.userId !== userId) return
-    await this.refreshTokens.revokeFamily(row.familyId, this.now())
+    await this.endSession(userId, row.familyId)
+  }
+
+  /** Ends one session of the user: its refresh tokens and access tokens stop working. True if it was live. */
+  async endSession (userId: string, sid: string): Promise<boolean> {
+    const now = this.now
+    const ended = await this.sessions.revoke(sid, userId, now)
+    await this.refreshTokens.revokeFamily(sid, now)
+    return ended
+  }
+
+  /** Ends every session of the user but `keep`; the ids ended. */
+  async endSessionsOf (userId: string, keep?: string): Promise<string[]> {
+    const now = this.now
+    const ids = await this.sessions.revokeAllOf(userId, now, keep)
+    for (const id of ids) await this.refreshTokens.revokeFamily(id, now)
+    return ids
   }
 }

@@ -1,0 +1,115 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/types.js'
+import { inUserLock } from '../db/user-lock.js'
+import { TrustedDeviceRepository } from '../repositories/devices.js'
+import { MethodRepository } from '../repositories/methods.js'
+import { UserLockRepository } from '../repositories/user-locks.js'
+import type { SessionRow } from '../repositories/sessions.js'
+import type { MethodService, MethodSummary } from './methods.js'
+import type { TokenService } from './tokens.js'
+import type { EventBus, RequestContext } from './events.js'
+
+export interface SessionSummary {
+  id: string
+  created_at: string
+  last_used_at: string
+  expires_at: string
+  amr: string[]
+  current: boolean
+}
+
+export interface DeviceSummary {
+  id: string
+  label: string
+  created_at: string
+  last_used_at: string
+  expires_at: string
+  current: boolean
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+/** An admin call is made outside any request. */
+const ADMIN: RequestContext = { ip: null }
+
+/**
+ * What a user (through the routes) and the host's support staff (through
+ * `app.authKit.admin`) can see and end: sessions, trusted devices, factors
+ * and locks (SPEC section 9).
+ */
+export class AccountService {
+  private readonly devices: TrustedDeviceRepository
+
+  constructor (private readonly props: { db: Kysely<Database>, tokens: TokenService, methods: MethodService, events: EventBus, now: () => number }) {
+    this.devices = new TrustedDeviceRepository(props.db)
+  }
+
+  async listSessions (userId: string, current: SessionRow): Promise<SessionSummary[]> {
+    const sessions = await this.props.tokens.sessions.listLive(userId, this.props.now())
+    return sessions.filter((s) => !s.setupOnly).map((s) => ({
+      id: s.id, created_at: iso(s.createdAt), last_used_at: iso(s.lastUsedAt), expires_at: iso(s.expiresAt), amr: s.amr, current: s.id === current.id,
+    }))
+  }
+
+  /** Ends one of the user's sessions; another user's id changes nothing. */
+  async revokeSession (ctx: RequestContext, userId: string, id: string): Promise<void> {
+    if (await this.props.tokens.endSession(userId, id)) this.props.events.emit('session_revoked', ctx, userId)
+  }
+
+  /** Ends every session but `current`, and forgets every remembered device. */
+  async revokeOtherSessions (ctx: RequestContext, userId: string, current: SessionRow): Promise<void> {
+    const ended = await this.props.tokens.endSessionsOf(userId, current.id)
+    const forgotten = await this.devices.revokeAllOf(userId)
+    if (ended.length > 0) this.props.events.emit('session_revoked', ctx, userId)
+    if (forgotten > 0) this.props.events.emit('device_revoked', ctx, userId)
+  }
+
+  async listDevices (userId: string, current: SessionRow): Promise<DeviceSummary[]> {
+    const devices = await this.devices.listLive(userId, this.props.now())
+    return devices.map((d) => ({
+      id: d.id, label: d.label, created_at: iso(d.createdAt), last_used_at: iso(d.lastUsedAt), expires_at: iso(d.expiresAt), current: d.id === current.deviceId,
+    }))
+  }
+
+  /** Forgets one of the user's devices; another user's id changes nothing. */
+  async revokeDevice (ctx: RequestContext, userId: string, id: string): Promise<void> {
+    if (await this.devices.revoke(id, userId)) this.props.events.emit('device_revoked', ctx, userId)
+  }
+
+  // --- app.authKit.admin ------------------------------------------------------
+
+  /** What `GET /mfa/` would answer for the user. */
+  async listMethods (userId: string): Promise<MethodSummary[]> {
+    return this.props.methods.list({ id: userId })
+  }
+
+  /**
+   * Deletes every method, backup code and trusted device of the user and ends
+   * every session: the next login is one step (or setup, under `mfa.required`).
+   */
+  async resetMfa (userId: string): Promise<void> {
+    await inUserLock(this.props.db, userId, async ({ trx }) => {
+      const methods = new MethodRepository(trx)
+      for (const row of await methods.listByUser(userId)) await this.props.methods.removeMethod(trx, userId, row)
+      await new TrustedDeviceRepository(trx).revokeAllOf(userId)
+    })
+    await this.props.tokens.endSessionsOf(userId)
+    this.props.events.emit('mfa_reset', ADMIN, userId)
+  }
+
+  /** Ends the user's lock and clears the wrong-code count and its doubling. */
+  async unlock (userId: string): Promise<void> {
+    await inUserLock(this.props.db, userId, async ({ trx }) => {
+      await new UserLockRepository(trx).save(userId, { failures: 0, lockCount: 0, lockedUntil: 0 })
+    })
+    this.props.events.emit('user_unlocked', ADMIN, userId)
+  }
+
+  /**
+   * Ends every session of the user: refresh tokens and access tokens stop
+   * working at once. Call it when the host deletes or disables a user.
+   */
+  async revokeSessions (userId: string): Promise<void> {
+    await this.props.tokens.endSessionsOf(userId)
+    this.props.events.emit('session_revoked', ADMIN, userId)
+  }
+}
