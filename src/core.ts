@@ -14,6 +14,7 @@ import { CodeService } from './services/codes.js'
 import { MethodService, type MethodSummary } from './services/methods.js'
 import { LoginService, type LoginResult } from './services/login.js'
 import { AccountService } from './services/account.js'
+import { Notifier } from './services/notifications.js'
 import { MethodRepository } from './repositories/methods.js'
 import type { SessionRow } from './repositories/sessions.js'
 import { AuthKitErrors } from './errors.js'
@@ -69,6 +70,12 @@ export class AuthKitCore {
       settings: { mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken, required: mfa.required, trustedDeviceDays: mfa.trustedDeviceDays },
     })
     this.account = new AccountService({ db, tokens: this.tokens, methods: this.methods, events: this.events, now })
+    if (options.notifications && this.mailer !== null) {
+      new Notifier({
+        mailer: this.mailer, users: this.users, applicationName: mfa.applicationName, template: options.email?.notificationTemplate,
+        displayName: (name) => (this.registry.get(name) === undefined ? undefined : this.registry.displayName(name)),
+      }).attach(this.events)
+    }
   }
 
   /**

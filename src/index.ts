@@ -12,3 +12,6 @@ export { AuthKitErrors, AuthKitOptionsError } from './errors.js'
 export { authKitRedactPaths } from './redaction.js'
 /** Runs the bundled migrations on a Kysely instance (for hosts that use `migrate: false`). */
 export { migrateToLatest as migrateAuthKit } from './db/connect.js'
+export type { NotificationContext, NotificationKind, NotificationMail, NotificationTemplate } from './services/notifications.js'
+export { defaultNotificationMail } from './services/notifications.js'
+export type { AuthKitAdmin } from './core.js'

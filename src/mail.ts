@@ -1,4 +1,5 @@
 import nodemailer, { type Transporter } from 'nodemailer'
+import type { NotificationTemplate } from './services/notifications.js'
 
 export interface CodeMailContext {
   code: string
@@ -23,6 +24,8 @@ export interface EmailOptions {
   from?: string
   /** Replaces the code mail. Keep the code in it and nothing else secret. */
   template?: CodeMailTemplate
+  /** Replaces the wording of security notification mails (SPEC section 9). */
+  notificationTemplate?: NotificationTemplate
   /**
    * Seconds one delivery may take (connecting, greeting and every socket wait
    * of an SMTP transport the plugin makes, and the whole `sendMail` call of

@@ -47,6 +47,8 @@ export interface AuthKitOptions {
     updatePrimaryMethodRequirePrimaryCode?: boolean
   }
   email?: EmailOptions
+  /** Security notification mails (SPEC section 9). @default true when `email` is set */
+  notifications?: boolean
   docs?: false | { routePrefix?: string }
   onEvent?: (event: AuthKitEvent) => void | Promise<void>
   now?: () => number
@@ -82,6 +84,7 @@ export interface ResolvedOptions {
     updatePrimaryMethodRequirePrimaryCode: boolean
   }
   email?: EmailOptions & { from: string }
+  notifications: boolean
   docs: false | { routePrefix: string }
   onEvent?: (event: AuthKitEvent) => void | Promise<void>
   now: () => number
@@ -158,6 +161,7 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
   if (o.email !== undefined && o.email.transport !== undefined) {
     if (typeof o.email.from !== 'string' || o.email.from === '') throw new AuthKitOptionsError('email.from', 'is required with email.transport')
     if (o.email.template !== undefined && typeof o.email.template !== 'function') throw new AuthKitOptionsError('email.template', 'must be a function')
+    if (o.email.notificationTemplate !== undefined && typeof o.email.notificationTemplate !== 'function') throw new AuthKitOptionsError('email.notificationTemplate', 'must be a function')
     email = { ...o.email, from: o.email.from, timeout: positiveInt('email.timeout', o.email.timeout, DEFAULT_DELIVERY_TIMEOUT, { max: 600 }) }
   }
   const m = o.mfa ?? {}
@@ -220,6 +224,7 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
       updatePrimaryMethodRequirePrimaryCode: bool('mfa.updatePrimaryMethodRequirePrimaryCode', m.updatePrimaryMethodRequirePrimaryCode, true),
     },
     email,
+    notifications: bool('notifications', o.notifications, email !== undefined) && email !== undefined,
     docs,
     onEvent: o.onEvent,
     now: o.now ?? Date.now,

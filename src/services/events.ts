@@ -24,28 +24,42 @@ export interface RequestContext {
   userAgent?: string
 }
 
+/** A listener inside the plugin (notification mails): it also sees the request's context. */
+export type InternalListener = (event: AuthKitEvent, ctx: RequestContext) => void | Promise<void>
+
 export class EventBus {
+  private readonly internal: InternalListener[] = []
+
   constructor (
     private readonly listener: ((event: AuthKitEvent) => void | Promise<void>) | undefined,
     private readonly log: FastifyBaseLogger,
     private readonly now: () => number,
   ) {}
 
-  /**
-   * Hands the event to the listener without waiting for it: a slow or failing
-   * listener is logged and never holds up or breaks the route.
-   */
-  emit (type: AuthKitEventType, ctx: RequestContext, userId: string | null, method?: string): void {
-    if (this.listener === undefined) return
-    const event: AuthKitEvent = { type, userId, ...(method !== undefined ? { method } : {}), ip: ctx.ip, at: new Date(this.now()).toISOString() }
-    try {
-      Promise.resolve(this.listener(event)).catch((err: unknown) => this.failed(type, err))
-    } catch (err) {
-      this.failed(type, err)
-    }
+  /** Adds a listener of the plugin's own; like the host's, it never holds up or breaks a route. */
+  subscribe (listener: InternalListener): void {
+    this.internal.push(listener)
   }
 
-  private failed (type: string, err: unknown): void {
-    this.log.error({ event: type, err: err instanceof Error ? { message: err.message, name: err.name } : String(err) }, 'fastify-auth-kit: onEvent listener failed')
+  /**
+   * Hands the event to the listeners without waiting for them: a slow or
+   * failing listener is logged and never holds up or breaks the route.
+   */
+  emit (type: AuthKitEventType, ctx: RequestContext, userId: string | null, method?: string): void {
+    if (this.listener === undefined && this.internal.length === 0) return
+    const event: AuthKitEvent = { type, userId, ...(method !== undefined ? { method } : {}), ip: ctx.ip, at: new Date(this.now()).toISOString() }
+    if (this.listener !== undefined) this.deliver(type, () => this.listener!(event), 'onEvent listener')
+    for (const listener of this.internal) this.deliver(type, () => listener(event, ctx), 'notification')
+  }
+
+  private deliver (type: string, call: () => void | Promise<void>, what: string): void {
+    const failed = (err: unknown): void => {
+      this.log.error({ event: type, err: err instanceof Error ? { message: err.message, name: err.name } : String(err) }, `fastify-auth-kit: ${what} failed`)
+    }
+    try {
+      Promise.resolve(call()).catch(failed)
+    } catch (err) {
+      failed(err)
+    }
   }
 }

@@ -3,7 +3,7 @@ import { SMTPServer, type SMTPServerDataStream } from 'smtp-server'
 import { simpleParser, type ParsedMail } from 'mailparser'
 import type { FastifyInstance } from 'fastify'
 import { EmailHandler, AppHandler, type AuthKitOptions } from '../../src/index.js'
-import { buildApp, get, manualClock, newUser, post, userWithApp } from './app.js'
+import { buildApp, get, manualClock, newUser, post, stepUp, userWithApp } from './app.js'
 
 /** What the loopback SMTP server does with the next messages. */
 export type SmtpMode = 'accept' | 'reject-recipient' | 'reject-message'
@@ -68,10 +68,15 @@ export function smtpTransport (port: number) {
   return { host: '127.0.0.1', port, secure: false, ignoreTLS: true, connectionTimeout: 2000, greetingTimeout: 2000, socketTimeout: 2000 }
 }
 
-/** The plugin with the app and email methods, mailing through `port`. */
+/**
+ * The plugin with the app and email methods, mailing through `port`.
+ * Notification mails are off unless `options.notifications` says otherwise,
+ * so tests that count code mails see only those.
+ */
 export async function buildEmailApp (port: number, options: Partial<AuthKitOptions> = {}, fastifyOptions: Record<string, unknown> = {}): Promise<FastifyInstance> {
   const { mfa, email, ...rest } = options
   return buildApp({
+    notifications: false,
     email: { transport: smtpTransport(port), from: FROM, ...email },
     mfa: { handlers: [AppHandler, EmailHandler], applicationName: 'Test App', ...mfa },
     ...rest,
@@ -100,17 +105,25 @@ export function onlyNewMail (mailbox: Mailbox, before: number): ParsedMail {
 
 /**
  * A user with the email method set up and confirmed (primary), with the
- * clock moved past the cooldown so the next login sends a code.
+ * clock moved past the cooldown so the next login sends a code. `access`
+ * carries `mfa` (SPEC section 3, "Methods", rule 1): the session was stepped
+ * up with a code from `POST /mfa/send/` (section 9, "Step-up"), and the clock
+ * moved past that send's cooldown too.
  */
 export async function userWithEmail (app: FastifyInstance, mailbox: Mailbox, clock: { advance: (s: number) => void }, cooldown = 30) {
   const user = await newUser(app)
-  const before = mailbox.messages.length
+  let before = mailbox.messages.length
   const created = await post(app, '/mfa/', { method: 'email' }, user.access)
   if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`)
   const confirm = await post(app, '/mfa/confirm/', { method: 'email', code: codeIn(onlyNewMail(mailbox, before)) }, user.access)
   if (confirm.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirm.body)}`)
   clock.advance(cooldown)
-  return { ...user, email: `${user.username}@example.com`, backupCodes: created.body.backup_codes as string[] }
+  before = mailbox.messages.length
+  const sent = await post(app, '/mfa/send/', { method: 'email' }, user.access)
+  if (sent.status !== 200) throw new Error(`send failed: ${JSON.stringify(sent.body)}`)
+  const access = await stepUp(app, user.access, codeIn(onlyNewMail(mailbox, before)), 'email')
+  clock.advance(cooldown)
+  return { ...user, access, email: `${user.username}@example.com`, backupCodes: created.body.backup_codes as string[] }
 }
 
 /** A fresh app on a manual clock mailing into `mailbox`, closed when the test ends. */
