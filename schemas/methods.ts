@@ -33,7 +33,7 @@ export interface MethodRouteOptions {
   updatePrimaryMethodRequirePrimaryCode: boolean
 }
 
-export function methodRoutes (o: MethodRouteOptions): Record<"list" | "create" | "confirm" | "primary" | "deactivate" | "delete" | "send" | "backupCodes", Record<string, unknown>> {
+export function methodRoutes (o: MethodRouteOptions): Record<"list" | "create" | "confirm" | "qr" | "primary" | "deactivate" | "delete" | "send" | "backupCodes", Record<string, unknown>> {
   const setupVariants = o.setupSchemas.map(({ name, schema }) => ({ ...schema, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }))
   return {
     list: {
@@ -74,6 +74,19 @@ export function methodRoutes (o: MethodRouteOptions): Record<"list" | "create" |
         404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
         409: errorResponse(['AUTH_KIT_METHOD_ALREADY_ACTIVE']),
         429: locked,
+      },
+    },
+    qr: {
+      ...auth,
+      summary: 'The QR code of a method being set up, as an image',
+      description: 'SVG of the otpauth link of a TOTP method that is created and not yet active. Cache-Control: no-store.',
+      produces: ['image/svg+xml'],
+      querystring: Type.Object({ method: MethodName }, strict),
+      response: {
+        200: { description: 'The QR code.', content: { 'image/svg+xml': { schema: { type: 'string' } } } },
+        400: errorResponse(['FST_ERR_VALIDATION']),
+        401: unauthorized,
+        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
       },
     },
     primary: {

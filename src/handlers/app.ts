@@ -15,7 +15,12 @@ export class AppHandler extends MfaHandler {
 
   override async initializeMethod (): Promise<{ qr_link: string, qr_code: string }> {
     const link = await this.getTotpLink()
-    const svg = await QRCode.toString(link, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
-    return { qr_link: link, qr_code: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}` }
+    const svg = await this.qrCodeSvg()
+    return { qr_link: link, qr_code: `data:image/svg+xml;base64,${Buffer.from(svg!).toString('base64')}` }
+  }
+
+  /** The QR code of the otpauth link, as SVG markup. */
+  override async qrCodeSvg (): Promise<string> {
+    return QRCode.toString(await this.getTotpLink(), { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
   }
 }

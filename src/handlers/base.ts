@@ -137,6 +137,15 @@ export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
     return (await this.validateOtpCode(code)) || (await this.validateBackupCode(code))
   }
 
+  /**
+   * SVG markup of a QR code a person scans to set the method up, or null for
+   * a method without one (the default). Served by `GET /mfa/qr/` while the
+   * method is created and not yet active.
+   */
+  async qrCodeSvg (): Promise<string | null> {
+    return null
+  }
+
   /** Delivers a code. Methods that send override it; the default sends nothing. */
   async sendCode (): Promise<void> {}
 

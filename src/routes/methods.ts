@@ -69,6 +69,13 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
     },
   }, { setup: true, gated: true })
   route({
+    method: 'GET', url: '/mfa/qr/', schema: s.qr,
+    handler: async (request: FastifyRequest<{ Querystring: { method: string } }>, reply: FastifyReply) => {
+      const svg = await methods.qrCode(request.user, request.query.method)
+      return reply.type('image/svg+xml').send(svg)
+    },
+  } as never, { setup: true, gated: true })
+  route({
     method: 'POST', url: '/mfa/primary/', schema: s.primary,
     handler: async (request) => {
       await methods.setPrimary(requestContext(request), request.user, request.body.method, request.body.primary_code)

@@ -255,6 +255,15 @@ export class MethodService {
     await this.settlePrimary(trx, userId)
   }
 
+  /** SVG of the QR code of a method created and not yet active; 404 `AUTH_KIT_METHOD_NOT_FOUND` otherwise. */
+  async qrCode (user: AuthKitUser, name: string): Promise<string> {
+    const row = await this.methods.find(String(user.id), name)
+    if (row === undefined || row.isActive) throw new AuthKitErrors.MethodNotFound()
+    const svg = await this.handlerFor(user, row).qrCodeSvg()
+    if (svg === null) throw new AuthKitErrors.MethodNotFound()
+    return svg
+  }
+
   async send (_ctx: RequestContext, user: AuthKitUser, name: string): Promise<void> {
     const cls = this.props.registry.require(name)
     if (!cls.REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
