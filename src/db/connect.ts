@@ -1,4 +1,5 @@
-import { Kysely, Migrator, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely'
+import { Kysely, Migrator, MysqlDialect, PostgresDialect } from 'kysely'
+import { SqliteFileDialect } from './sqlite.js'
 import type { Database } from './types.js'
 import { migrations } from '../../migrations/index.js'
 import { AuthKitOptionsError } from '../errors.js'
@@ -18,7 +19,7 @@ export async function openDatabase (database: string | Kysely<any>): Promise<Ope
     // WAL and a busy wait let several processes share one file.
     if (path !== ':memory:' && path !== '') sqlite.pragma('journal_mode = WAL')
     sqlite.pragma('busy_timeout = 5000')
-    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), owned: true }
+    return { db: new Kysely<Database>({ dialect: new SqliteFileDialect(sqlite, path) }), owned: true }
   }
   if (/^postgres(ql)?:\/\//.test(database)) {
     const pg = await import('pg')

@@ -1,0 +1,113 @@
+import { resolve } from 'node:path'
+import { CompiledQuery, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler, type DatabaseConnection, type Dialect, type Driver, type Kysely, type QueryResult } from 'kysely'
+import type BetterSqlite3 from 'better-sqlite3'
+
+/** Prepared statements kept per connection (the plugin's queries are a few dozen shapes). */
+const STATEMENT_CACHE_SIZE = 256
+
+/** A promise-chain mutex. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve()
+  async lock (): Promise<() => void> {
+    let release!: () => void
+    const next = new Promise<void>((resolve) => { release = resolve })
+    const previous = this.tail
+    this.tail = previous.then(async () => next)
+    await previous
+    return release
+  }
+}
+
+// One mutex per database file in this process. better-sqlite3 waits for a
+// lock synchronously (busy_timeout), which would stall the event loop that
+// the lock's holder needs to finish: so two connections of one process to
+// one file take turns here, and only other processes meet SQLite's own lock.
+const fileMutexes = new Map<string, Mutex>()
+function mutexFor (path: string): Mutex {
+  const key = path === ':memory:' || path === '' ? `memory:${Math.random()}` : resolve(path)
+  let mutex = fileMutexes.get(key)
+  if (mutex === undefined) fileMutexes.set(key, mutex = new Mutex())
+  return mutex
+}
+
+class SqliteFileConnection implements DatabaseConnection {
+  private readonly statements = new Map<string, BetterSqlite3.Statement>()
+  constructor (private readonly db: BetterSqlite3.Database) {}
+
+  private prepare (sql: string): BetterSqlite3.Statement {
+    let stmt = this.statements.get(sql)
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql)
+      if (this.statements.size >= STATEMENT_CACHE_SIZE) this.statements.delete(this.statements.keys().next().value!)
+      this.statements.set(sql, stmt)
+    }
+    return stmt
+  }
+
+  async executeQuery<R> (compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const stmt = this.prepare(compiledQuery.sql)
+    const parameters = compiledQuery.parameters as unknown[]
+    if (stmt.reader) return { rows: stmt.all(parameters) as R[] }
+    const { changes } = stmt.run(parameters)
+    return { numAffectedRows: BigInt(changes), rows: [] }
+  }
+
+  // eslint-disable-next-line require-yield
+  async * streamQuery<R> (): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('fastify-auth-kit: streaming is not used')
+  }
+}
+
+class SqliteFileDriver implements Driver {
+  private readonly connection: SqliteFileConnection
+  private readonly mutex: Mutex
+  private release: (() => void) | undefined
+  constructor (private readonly db: BetterSqlite3.Database, path: string) {
+    this.connection = new SqliteFileConnection(db)
+    this.mutex = mutexFor(path)
+  }
+
+  async init (): Promise<void> {}
+
+  async acquireConnection (): Promise<DatabaseConnection> {
+    this.release = await this.mutex.lock()
+    return this.connection
+  }
+
+  // IMMEDIATE: the write lock is taken at BEGIN, where SQLite's busy wait
+  // applies, rather than at the first write, where it may fail at once.
+  async beginTransaction (connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'))
+  }
+
+  async commitTransaction (connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('commit'))
+  }
+
+  async rollbackTransaction (connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('rollback'))
+  }
+
+  async releaseConnection (): Promise<void> {
+    const release = this.release
+    this.release = undefined
+    release?.()
+  }
+
+  async destroy (): Promise<void> {
+    this.db.close()
+  }
+}
+
+/**
+ * Kysely's dialect for a better-sqlite3 database the plugin opened: one
+ * connection, prepared statements reused, transactions that take the write
+ * lock at BEGIN, and one turn at a time per file within a process.
+ */
+export class SqliteFileDialect implements Dialect {
+  constructor (private readonly db: BetterSqlite3.Database, private readonly path: string) {}
+  createAdapter (): SqliteAdapter { return new SqliteAdapter() }
+  createDriver (): Driver { return new SqliteFileDriver(this.db, this.path) }
+  createQueryCompiler (): SqliteQueryCompiler { return new SqliteQueryCompiler() }
+  createIntrospector (db: Kysely<any>): SqliteIntrospector { return new SqliteIntrospector(db) }
+}
