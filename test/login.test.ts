@@ -35,8 +35,8 @@ t.test('step 1', async (t) => {
   t.test('an MFA user gets an ephemeral token, the primary method and every active method in handler order', async (t) => {
     const user = await newUser(app)
     // second_app is confirmed first (so primary), app second: the list still follows mfa.handlers.
-    await enableTotp(app, user.access, clock, 'second_app')
-    await enableTotp(app, user.access, clock, 'app')
+    const first = await enableTotp(app, user.access, clock, 'second_app')
+    await enableTotp(app, first.access, clock, 'app')
     const res = await post(app, '/login/', { username: user.username, password: user.password })
     t.equal(res.status, 200)
     t.same(Object.keys(res.body).sort(), ['ephemeral_token', 'method', 'methods', 'mfa_enabled'])

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { AppHandler } from '../src/index.js'
 import { buildApp, get, manualClock, newUser, post, secretOf, totp, userWithApp } from './helpers/app.js'
-import { SecondAppHandler, type Clock, enableTotp, startLogin, svgIsQrCodeOf, wrongCode } from './helpers/flows.js'
+import { SecondAppHandler, type Clock, enableTotp, startLogin, stepUp, svgIsQrCodeOf, wrongCode } from './helpers/flows.js'
 
 class ThirdAppHandler extends AppHandler {
   static override NAME = 'third_app'
@@ -131,9 +131,13 @@ t.test('POST /mfa/ (create)', async (t) => {
     t.equal(again.status, 409)
     t.equal(again.body.code, 'AUTH_KIT_METHOD_EXISTS')
     // The first setup still stands: its secret confirms the method.
-    const confirm = await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secretOf(created.body.setup_data.qr_link), clock.now()) }, user.access)
+    const secret = secretOf(created.body.setup_data.qr_link)
+    const confirm = await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
     t.equal(confirm.status, 200)
-    const active = await post(app, '/mfa/', { method: 'app' }, user.access)
+    // Now that a method is active, create wants a token carrying mfa (SPEC section 3, "Methods").
+    clock.advance(30)
+    const access = await stepUp(app, user.access, await totp(secret, clock.now()))
+    const active = await post(app, '/mfa/', { method: 'app' }, access)
     t.equal(active.status, 409)
     t.equal(active.body.code, 'AUTH_KIT_METHOD_EXISTS')
   })
@@ -357,11 +361,15 @@ t.test('POST /mfa/delete/ with the default policies', async (t) => {
   const app = await buildApp({ ...base, now: clock.now, mfa: { handlers: [AppHandler, SecondAppHandler, ThirdAppHandler], ...quick } })
   t.teardown(() => app.close())
 
-  t.test('code is required by the schema', async (t) => {
+  // 0.2 (SPEC section 3, "Methods", POST /mfa/delete/; section 12): code is
+  // optional in the schema, and an active method without one is refused as a
+  // wrong code would be.
+  t.test('an active method without a code is a 403 AUTH_KIT_INVALID_CODE', async (t) => {
     const user = await userWithApp(app, clock)
     const res = await post(app, '/mfa/delete/', { method: 'app' }, user.access)
-    t.equal(res.status, 400)
-    t.equal(res.body.code, 'FST_ERR_VALIDATION')
+    t.equal(res.status, 403)
+    t.equal(res.body.code, 'AUTH_KIT_INVALID_CODE')
+    t.equal((await methodsOf(app, user.access)).app.is_active, true)
   })
 
   t.test('the code is checked only for an active method', async (t) => {
@@ -709,11 +717,16 @@ t.test('routes for every method', async (t) => {
     const secret = secretOf(created.body.setup_data.qr_link)
     t.equal((await post(app, '/mfa/confirm', { method: 'app', code: await totp(secret, clock.now()) }, user.access)).status, 200)
     clock.advance(30)
-    t.equal((await post(app, '/mfa/primary', { method: 'app', primary_code: created.body.backup_codes[0] }, user.access)).status, 200)
-    t.equal((await post(app, '/mfa/backup-codes', { method: 'app', code: await totp(secret, clock.now()) }, user.access)).status, 200)
-    t.equal((await post(app, '/mfa/deactivate', { method: 'app', code: '000000' }, user.access)).body.code, 'AUTH_KIT_PRIMARY_METHOD_PROTECTED')
+    // With a method active, the other routes want a token carrying mfa (SPEC section 3, "Methods").
+    const up = await post(app, '/login/step-up', { code: await totp(secret, clock.now()) }, user.access)
+    t.equal(up.status, 200)
+    const access = up.body.access as string
     clock.advance(30)
-    t.equal((await post(app, '/mfa/delete', { method: 'app', code: await totp(secret, clock.now()) }, user.access)).status, 204)
+    t.equal((await post(app, '/mfa/primary', { method: 'app', primary_code: created.body.backup_codes[0] }, access)).status, 200)
+    t.equal((await post(app, '/mfa/backup-codes', { method: 'app', code: await totp(secret, clock.now()) }, access)).status, 200)
+    t.equal((await post(app, '/mfa/deactivate', { method: 'app', code: '000000' }, access)).body.code, 'AUTH_KIT_PRIMARY_METHOD_PROTECTED')
+    clock.advance(30)
+    t.equal((await post(app, '/mfa/delete', { method: 'app', code: await totp(secret, clock.now()) }, access)).status, 204)
   })
 })
 
@@ -734,13 +747,13 @@ t.test('racing deactivations with different backup codes: one deactivates, the o
   const app = await buildApp({ now: clock.now, mfa: { handlers: [AppHandler, SecondAppHandler] } /* the slow hash widens the race window */ })
   t.teardown(() => app.close())
   const user = await newUser(app)
-  await enableTotp(app, user.access, clock)
+  const { access } = await enableTotp(app, user.access, clock)
   clock.advance(30)
-  const second = await enableTotp(app, user.access, clock, SecondAppHandler.NAME)
-  const answers = await Promise.all(second.backupCodes.slice(0, 4).map(async (code) => post(app, '/mfa/deactivate/', { method: SecondAppHandler.NAME, code }, user.access)))
+  const second = await enableTotp(app, access, clock, SecondAppHandler.NAME)
+  const answers = await Promise.all(second.backupCodes.slice(0, 4).map(async (code) => post(app, '/mfa/deactivate/', { method: SecondAppHandler.NAME, code }, access)))
   const statuses = answers.map((a) => a.status).sort()
   t.same(statuses, [200, 404, 404, 404], 'one deactivation; the rest find the method inactive')
-  const listed = (await get(app, '/mfa/', user.access)).body.find((m: { name: string }) => m.name === SecondAppHandler.NAME)
+  const listed = (await get(app, '/mfa/', access)).body.find((m: { name: string }) => m.name === SecondAppHandler.NAME)
   t.equal(listed.is_active, false)
   t.equal(listed.backup_codes_remaining, second.backupCodes.length - 1, 'only the winning request spent its code')
 })

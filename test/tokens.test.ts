@@ -111,7 +111,13 @@ t.test('logout', async (t) => {
     t.equal((await post(app, '/logout/', { refresh: 'not-a-refresh-token' }, user.access)).status, 204)
     const rotated = await post(app, '/token/refresh/', { refresh: user.refresh })
     t.equal((await post(app, '/logout/', { refresh: user.refresh }, rotated.body.access)).status, 204)
-    t.equal((await post(app, '/logout/', { refresh: user.refresh }, rotated.body.access)).status, 204, 'twice')
+    // 0.2 (SPEC section 3, POST /logout/, and section 9, "Sessions"): the spent
+    // token is of the caller's session, so that logout ended the session, and
+    // the session's access token no longer authenticates a second logout.
+    const twice = await post(app, '/logout/', { refresh: user.refresh }, rotated.body.access)
+    t.equal(twice.status, 401, 'twice')
+    t.equal(twice.body.code, 'AUTH_KIT_UNAUTHORIZED')
+    t.equal((await post(app, '/token/refresh/', { refresh: rotated.body.refresh })).status, 401, 'the session\'s live refresh token ended with it')
   })
 
   t.test('logout without an access token is a 401 AUTH_KIT_UNAUTHORIZED', async (t) => {

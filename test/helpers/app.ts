@@ -52,7 +52,23 @@ export async function totp (secret: string, nowMs: number, period = 30): Promise
   return generate({ secret, period, epoch: Math.floor(nowMs / 1000) })
 }
 
-/** A user with the app method set up and confirmed (primary). */
+/**
+ * `POST /login/step-up/` (SPEC section 9, "Step-up"): a code of `method`
+ * (default the primary) or a backup code raises the caller's session; answers
+ * the new access token, whose `amr` includes `mfa`. Throws on anything but 200.
+ */
+export async function stepUp (app: FastifyInstance, access: string, code: string, method?: string): Promise<string> {
+  const res = await post(app, '/login/step-up/', method === undefined ? { code } : { code, method }, access)
+  if (res.status !== 200) throw new Error(`step-up failed: ${JSON.stringify(res.body)}`)
+  return res.body.access as string
+}
+
+/**
+ * A user with the app method set up and confirmed (primary). `access` carries
+ * `mfa` (stepped up with the app's next TOTP step), as the method routes want
+ * once a method is active (SPEC section 3, "Methods", rule 1); `refresh` is of
+ * the same session. The clock has moved past both spent steps.
+ */
 export async function userWithApp (app: FastifyInstance, clock: { now: () => number, advance: (s: number) => void }) {
   const user = await newUser(app)
   const created = await post(app, '/mfa/', { method: 'app' }, user.access)
@@ -61,5 +77,7 @@ export async function userWithApp (app: FastifyInstance, clock: { now: () => num
   const confirm = await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
   if (confirm.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirm.body)}`)
   clock.advance(30) // the confirm step is spent
-  return { ...user, secret, backupCodes: created.body.backup_codes as string[] }
+  const access = await stepUp(app, user.access, await totp(secret, clock.now()))
+  clock.advance(30) // and so is the step-up step
+  return { ...user, access, secret, backupCodes: created.body.backup_codes as string[] }
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import QRCode from 'qrcode'
 import { AppHandler } from '../../src/index.js'
-import { post, secretOf, totp } from './app.js'
+import { post, secretOf, stepUp, totp } from './app.js'
 
 /**
  * A second TOTP-style method, so flows between two active methods can run
@@ -21,14 +21,28 @@ export function jwtPayload (token: string): Record<string, any> {
   return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
 }
 
-/** Creates and confirms a TOTP method for a logged-in user; the confirm step is then spent. */
+export { stepUp }
+
+/**
+ * Creates and confirms a TOTP method for a logged-in user; the step of
+ * clock.now() is then spent. Once the user has an active method, `access` must
+ * carry `mfa` (SPEC section 3, "Methods", rule 1). The answer's `access` does:
+ * it is `access` itself when that already carries `mfa`; otherwise (the
+ * user's first method) the clock moves a step on and the session is stepped up
+ * with the new method's code of that step (SPEC section 9, "Step-up").
+ */
 export async function enableTotp (app: FastifyInstance, access: string, clock: Clock, method = 'app') {
   const created = await post(app, '/mfa/', { method }, access)
   if (created.status !== 201) throw new Error(`create ${method} failed: ${JSON.stringify(created.body)}`)
   const secret = secretOf(created.body.setup_data.qr_link)
   const confirm = await post(app, '/mfa/confirm/', { method, code: await totp(secret, clock.now()) }, access)
   if (confirm.status !== 200) throw new Error(`confirm ${method} failed: ${JSON.stringify(confirm.body)}`)
-  return { secret, backupCodes: created.body.backup_codes as string[] }
+  let raised = access
+  if (!(jwtPayload(access).amr ?? []).includes('mfa')) {
+    clock.advance(30)
+    raised = await stepUp(app, access, await totp(secret, clock.now()), method)
+  }
+  return { secret, backupCodes: created.body.backup_codes as string[], access: raised }
 }
 
 /** Step 1 of login; throws unless a second step is asked for. */

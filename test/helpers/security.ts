@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { MfaHandler, type AuthKitOptions, type AuthKitEvent } from '../../src/index.js'
-import { buildApp, post, newUser, secretOf, totp } from './app.js'
+import { buildApp, post, newUser, secretOf, stepUp, totp } from './app.js'
 
 /** A fresh directory for SQLite files, removed at teardown. */
 export function tempDir (t: { teardown (fn: () => void): void }): string {
@@ -90,7 +90,9 @@ export function seededRandom (seed: number) {
 
 /**
  * A user whose primary is the app method and who also has the recording
- * method active. The clock has moved past the confirm step.
+ * method active. The clock has moved past the confirm step and the step that
+ * stepped the session up: `access` carries `mfa`, as the method routes want
+ * once a method is active (SPEC section 3, "Methods", rule 1).
  */
 export async function userWithAppAndSms (
   app: FastifyInstance,
@@ -103,12 +105,14 @@ export async function userWithAppAndSms (
   const secret = secretOf(created.body.setup_data.qr_link)
   const confirmed = await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
   if (confirmed.status !== 200) throw new Error(`confirm app failed: ${JSON.stringify(confirmed.body)}`)
-  const smsCreated = await post(app, '/mfa/', { method: sms.Handler.NAME }, user.access)
+  clock.advance(30)
+  const access = await stepUp(app, user.access, await totp(secret, clock.now()))
+  const smsCreated = await post(app, '/mfa/', { method: sms.Handler.NAME }, access)
   if (smsCreated.status !== 201) throw new Error(`create sms failed: ${JSON.stringify(smsCreated.body)}`)
-  const smsConfirmed = await post(app, '/mfa/confirm/', { method: sms.Handler.NAME, code: sms.last(user.id) }, user.access)
+  const smsConfirmed = await post(app, '/mfa/confirm/', { method: sms.Handler.NAME, code: sms.last(user.id) }, access)
   if (smsConfirmed.status !== 200) throw new Error(`confirm sms failed: ${JSON.stringify(smsConfirmed.body)}`)
   clock.advance(30)
-  return { ...user, secret, backupCodes: created.body.backup_codes as string[], smsBackupCodes: smsCreated.body.backup_codes as string[] }
+  return { ...user, access, secret, backupCodes: created.body.backup_codes as string[], smsBackupCodes: smsCreated.body.backup_codes as string[] }
 }
 
 /** Step 1 of a login; the ephemeral token. */

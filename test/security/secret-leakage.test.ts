@@ -22,7 +22,7 @@ interface Session {
 }
 
 /**
- * register, login, create, confirm, verify, refresh, backup codes, change
+ * register, login, create, confirm, step-up, verify, refresh, backup codes, change
  * method, deactivate, delete, logout, and some failures on the way.
  */
 async function fullSession (t: Tap, app: FastifyInstance, clock: Clock, sms: Sms): Promise<Session> {
@@ -54,12 +54,21 @@ async function fullSession (t: Tap, app: FastifyInstance, clock: Clock, sms: Sms
   session.shortCodes.push(confirmCode)
   await call('/mfa/confirm/', { method: 'app', code: '000000' }, access)
   t.equal((await call('/mfa/confirm/', { method: 'app', code: confirmCode }, access)).status, 200)
+  // With a method active, the method routes want a token carrying mfa (SPEC section 3, "Methods"):
+  // a step-up, whose code and token must not leak either.
+  clock.advance(30)
+  const stepUpCode = await totp(secret, clock.now())
+  session.shortCodes.push(stepUpCode)
+  const raised = await call('/login/step-up/', { code: stepUpCode }, access)
+  t.equal(raised.status, 200)
+  keepTokens(raised.body)
+  const mfaAccess = raised.body.access as string
 
-  const sms1 = await call('/mfa/', { method: 'sms' }, access)
+  const sms1 = await call('/mfa/', { method: 'sms' }, mfaAccess)
   t.equal(sms1.status, 201)
   keepBackup(sms1.body.backup_codes)
   session.shortCodes.push(sms.last(first.body.user.id))
-  t.equal((await call('/mfa/confirm/', { method: 'sms', code: sms.last(first.body.user.id) }, access)).status, 200)
+  t.equal((await call('/mfa/confirm/', { method: 'sms', code: sms.last(first.body.user.id) }, mfaAccess)).status, 200)
   clock.advance(30)
 
   const step1 = await call('/login/', { username, password })
@@ -81,7 +90,7 @@ async function fullSession (t: Tap, app: FastifyInstance, clock: Clock, sms: Sms
   clock.advance(30)
   const regenCode = await totp(secret, clock.now())
   session.shortCodes.push(regenCode)
-  const regen = await call('/mfa/backup-codes/', { method: 'app', code: regenCode }, access)
+  const regen = await call('/mfa/backup-codes/', { method: 'app', code: regenCode }, mfaAccess)
   t.equal(regen.status, 200)
   keepBackup(regen.body.backup_codes)
 

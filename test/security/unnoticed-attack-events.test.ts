@@ -7,13 +7,15 @@ import { AppHandler, type AuthKitEvent } from '../../src/index.js'
 import { buildApp, manualClock, post, newUser, secretOf, totp } from '../helpers/app.js'
 import { recordingMethod, logCapture, wrongCode, totpWindow } from '../helpers/security.js'
 
+// The 13 types of 0.1 and step_up_succeeded of 0.2, which a session that changes methods now goes through
+// (SPEC sections 6 and 9); the device, session, throttling and admin types are not part of this walk.
 const ALL_TYPES = [
   'login_succeeded', 'login_failed', 'mfa_challenge_started', 'mfa_verified', 'mfa_failed', 'user_locked',
   'method_created', 'method_confirmed', 'primary_changed', 'method_deactivated', 'method_deleted',
-  'backup_code_used', 'backup_codes_regenerated',
+  'backup_code_used', 'backup_codes_regenerated', 'step_up_succeeded',
 ]
 
-t.test('each of the 13 event types fires at its moment, with who, what, where and when, and no secret', async (t) => {
+t.test('each of the 14 event types of a session\'s life fires at its moment, with who, what, where and when, and no secret', async (t) => {
   const clock = manualClock()
   const sms = recordingMethod()
   const events: AuthKitEvent[] = []
@@ -56,9 +58,18 @@ t.test('each of the 13 event types fires at its moment, with who, what, where an
   secrets.push(confirmCode)
   await step('confirm app', async () => post(app, '/mfa/confirm/', { method: 'app', code: confirmCode }, access), [['method_confirmed', u.id, 'app']])
 
-  const smsCreated = await step('create sms', async () => post(app, '/mfa/', { method: 'sms' }, access), [['method_created', u.id, 'sms']])
+  // 0.2: with a method active, the method routes want a token carrying mfa (SPEC section 3,
+  // "Methods", rule 1); POST /login/step-up/ raises this session and fires step_up_succeeded (section 6).
+  clock.advance(30)
+  const stepUpCode = await totp(secret, clock.now())
+  secrets.push(stepUpCode)
+  const raised = await step('step-up', async () => post(app, '/login/step-up/', { code: stepUpCode }, access), [['step_up_succeeded', u.id, 'app']])
+  const mfaAccess = raised.body.access as string
+  secrets.push(mfaAccess)
+
+  const smsCreated = await step('create sms', async () => post(app, '/mfa/', { method: 'sms' }, mfaAccess), [['method_created', u.id, 'sms']])
   secrets.push(...smsCreated.body.backup_codes, sms.last(u.id))
-  await step('confirm sms', async () => post(app, '/mfa/confirm/', { method: 'sms', code: sms.last(u.id) }, access), [['method_confirmed', u.id, 'sms']])
+  await step('confirm sms', async () => post(app, '/mfa/confirm/', { method: 'sms', code: sms.last(u.id) }, mfaAccess), [['method_confirmed', u.id, 'sms']])
   clock.advance(30)
 
   const started = await step('step 1', async () => post(app, '/login/', { username: u.username, password: u.password }), [['mfa_challenge_started', u.id, 'app']])
@@ -78,21 +89,21 @@ t.test('each of the 13 event types fires at its moment, with who, what, where an
 
   clock.advance(30)
   const primaryCode = await totp(secret, clock.now())
-  await step('primary', async () => post(app, '/mfa/primary/', { method: 'sms', primary_code: primaryCode }, access), [['primary_changed', u.id, 'sms']])
-  const regen = await step('regenerate with a backup code', async () => post(app, '/mfa/backup-codes/', { method: 'app', code: created.body.backup_codes[0] }, access),
+  await step('primary', async () => post(app, '/mfa/primary/', { method: 'sms', primary_code: primaryCode }, mfaAccess), [['primary_changed', u.id, 'sms']])
+  const regen = await step('regenerate with a backup code', async () => post(app, '/mfa/backup-codes/', { method: 'app', code: created.body.backup_codes[0] }, mfaAccess),
     [['backup_code_used', u.id, 'app'], ['backup_codes_regenerated', u.id, 'app']])
   secrets.push(...regen.body.backup_codes)
   clock.advance(30)
-  await step('deactivate', async () => post(app, '/mfa/deactivate/', { method: 'app', code: await totp(secret, clock.now()) }, access), [['method_deactivated', u.id, 'app']])
-  await step('delete', async () => post(app, '/mfa/delete/', { method: 'app' , code: 'unused' }, access), [['method_deleted', u.id, 'app']])
+  await step('deactivate', async () => post(app, '/mfa/deactivate/', { method: 'app', code: await totp(secret, clock.now()) }, mfaAccess), [['method_deactivated', u.id, 'app']])
+  await step('delete', async () => post(app, '/mfa/delete/', { method: 'app' , code: 'unused' }, mfaAccess), [['method_deleted', u.id, 'app']])
 
   // Three wrong codes (lockoutThreshold 3): the third locks.
-  await step('wrong code 1', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111111' }, access), [])
-  await step('wrong code 2', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111112' }, access), [])
-  await step('the wrong code that locks', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111113' }, access), [['user_locked', u.id, 'sms']])
-  await step('refused while locked: no new event', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111114' }, access), [])
+  await step('wrong code 1', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111111' }, mfaAccess), [])
+  await step('wrong code 2', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111112' }, mfaAccess), [])
+  await step('the wrong code that locks', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111113' }, mfaAccess), [['user_locked', u.id, 'sms']])
+  await step('refused while locked: no new event', async () => post(app, '/mfa/backup-codes/', { method: 'sms', code: '111114' }, mfaAccess), [])
 
-  t.same([...new Set(events.map((e) => e.type))].sort(), [...ALL_TYPES].sort(), 'all 13 types were seen')
+  t.same([...new Set(events.map((e) => e.type))].sort(), [...ALL_TYPES].sort(), 'all 14 types were seen')
   const text = JSON.stringify(events)
   t.same(secrets.filter((s) => typeof s === 'string' && text.includes(s)), [], 'no secret in any event')
 })
