@@ -13,6 +13,7 @@ import { LockoutService } from './services/lockout.js'
 import { CodeService } from './services/codes.js'
 import { MethodService } from './services/methods.js'
 import { LoginService } from './services/login.js'
+import { LoginThrottleService } from './services/login-throttle.js'
 import { MethodRepository } from './repositories/methods.js'
 import { AuthKitErrors } from './errors.js'
 
@@ -40,7 +41,8 @@ export class AuthKitCore {
     this.lockout = new LockoutService(db, mfa, this.events, now)
     this.codes = new CodeService(db, this.keyring, mfa, this.users, this.mailer, now)
     this.methods = new MethodService(db, this.registry, this.codes, this.lockout, this.events, mfa, now)
-    this.login = new LoginService(db, this.keyring, this.users, this.registry, this.codes, this.methods, this.lockout, this.tokens, this.events, {
+    this.login = new LoginService(db, this.keyring, this.users, this.registry, this.codes, this.methods, this.lockout,
+      new LoginThrottleService(db, this.keyring, this.users, options.login, this.events, now), this.tokens, this.events, {
       mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken,
     }, now)
   }

@@ -15,6 +15,15 @@ export interface AuthKitOptions {
   users?: UserStore<any>
   registration?: boolean
   tokens?: { accessTokenExpiry?: number, refreshTokenExpiry?: number }
+  /** Password guessing at step 1 (rule 13). */
+  login?: {
+    /** Wrong passwords for one login from one client address within the window. @default 5 */
+    maxFailuresPerClient?: number
+    /** Wrong passwords from one client address, any logins, within the window. @default 100 */
+    maxFailuresPerAddress?: number
+    /** Seconds. @default 900 */
+    failureWindow?: number
+  }
   mfa?: {
     enabled?: boolean
     handlers?: MfaHandlerClass[]
@@ -47,6 +56,7 @@ export interface ResolvedOptions {
   users?: UserStore<any>
   registration: boolean
   tokens: { accessTokenExpiry: number, refreshTokenExpiry: number }
+  login: { maxFailuresPerClient: number, maxFailuresPerAddress: number, failureWindow: number }
   mfa: {
     enabled: boolean
     handlers: MfaHandlerClass[]
@@ -169,6 +179,11 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
     tokens: {
       accessTokenExpiry: positiveInt('tokens.accessTokenExpiry', o.tokens?.accessTokenExpiry, 300),
       refreshTokenExpiry: positiveInt('tokens.refreshTokenExpiry', o.tokens?.refreshTokenExpiry, 86400),
+    },
+    login: {
+      maxFailuresPerClient: positiveInt('login.maxFailuresPerClient', o.login?.maxFailuresPerClient, 5),
+      maxFailuresPerAddress: positiveInt('login.maxFailuresPerAddress', o.login?.maxFailuresPerAddress, 100),
+      failureWindow: positiveInt('login.failureWindow', o.login?.failureWindow, 900),
     },
     mfa: {
       enabled: bool('mfa.enabled', m.enabled, true),

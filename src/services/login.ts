@@ -6,6 +6,7 @@ import { LoginAttemptRepository, type LoginAttemptRow } from '../repositories/lo
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { CodeService } from './codes.js'
 import type { LockoutService } from './lockout.js'
+import type { LoginThrottleService } from './login-throttle.js'
 import type { MethodService } from './methods.js'
 import type { TokenService, IssuedTokens } from './tokens.js'
 import type { EventBus, RequestContext } from './events.js'
@@ -41,6 +42,7 @@ export class LoginService {
     private readonly codes: CodeService,
     private readonly methods: MethodService,
     private readonly lockout: LockoutService,
+    private readonly throttle: LoginThrottleService,
     private readonly tokens: TokenService,
     private readonly events: EventBus,
     private readonly settings: LoginSettings,
@@ -58,6 +60,7 @@ export class LoginService {
 
   /** One answer, in about one time, for an unknown user and a wrong password. */
   async checkPassword (ctx: RequestContext, login: string, password: string): Promise<AuthKitUser> {
+    await this.throttle.reserve(ctx, login)
     const user = await this.users.findByLogin(login)
     if (user === null || user === undefined) {
       await slowVerify(password, await dummyPasswordHash())
@@ -68,6 +71,7 @@ export class LoginService {
       this.events.emit('login_failed', ctx, String(user.id))
       throw new AuthKitErrors.InvalidCredentials()
     }
+    await this.throttle.passed(ctx, login)
     return user
   }
 
