@@ -154,3 +154,32 @@ t.test('the migration gives existing accounts their identifiers; where two share
     })
   }
 })
+
+t.test('on a MySQL/MariaDB database whose default character set is latin1 or utf8mb3, emoji and accents still work', async (t) => {
+  const mysql = dialects.find((d) => d.name === 'mysql')!
+  for (const charset of ['latin1', 'utf8mb3']) {
+    const scratch = await mysql.create()
+    if ('unavailable' in scratch) {
+      t.test(charset, { skip: scratch.unavailable }, async () => {})
+      continue
+    }
+    t.test(charset, async (t) => {
+      const { default: mysql2 } = await import('mysql2/promise')
+      const admin = await mysql2.createConnection({ uri: scratch.url })
+      await admin.query(`ALTER DATABASE \`${new URL(scratch.url).pathname.slice(1)}\` CHARACTER SET ${charset}`)
+      await admin.end()
+      const app = await buildApp({ database: scratch.url })
+      t.teardown(async () => {
+        await app.close()
+        await scratch.drop()
+      })
+      const fox = await register(app, '🦊Fuchs', 'fox@mail.test')
+      t.equal(fox.status, 201)
+      t.equal((await whoLogsIn(app, '🦊FUCHS')).user?.username, '🦊Fuchs')
+      t.equal((await register(app, 'admin', 'admin@mail.test')).status, 201)
+      t.equal((await register(app, 'ádmin', 'accented@mail.test')).status, 201)
+      t.equal((await whoLogsIn(app, 'ádmin')).user?.username, 'ádmin')
+      t.equal((await whoLogsIn(app, '🐙')).status, 401)
+    })
+  }
+})
