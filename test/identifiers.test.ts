@@ -76,6 +76,16 @@ for (const dialect of dialects) {
       t.equal(unknown.status, 401, 'an unknown emoji login is a plain wrong login')
     })
 
+    t.test('a name that NFKC makes longer than the column is a 400, never a 500', async (t) => {
+      // U+FDFA is one character that NFKC spells out in 18.
+      const res = await register(a, '\uFDFA'.repeat(20), 'long@mail.test')
+      t.equal(res.status, 400)
+      t.equal(res.body.code, 'FST_ERR_VALIDATION')
+      t.match(res.body.message, /username/)
+      t.equal((await whoLogsIn(b, '\uFDFA'.repeat(20))).status, 401)
+      t.equal((await register(b, '\uFDFA', 'short@mail.test')).status, 201, 'one of them fits')
+    })
+
     t.test('a username never equals another account\'s email, in either order', async (t) => {
       t.equal((await register(a, 'carol', 'Carol@Mail.test')).status, 201)
       const res = await register(b, 'CAROL@mail.test', 'other-carol@mail.test')
