@@ -38,6 +38,7 @@ export const loginRoutes = {
       400: errorResponse(['FST_ERR_VALIDATION']),
       401: errorResponse(['AUTH_KIT_INVALID_CREDENTIALS']),
       422: errorResponse(['AUTH_KIT_NO_EMAIL_ADDRESS']),
+      429: errorResponse(['AUTH_KIT_LOGIN_THROTTLED']),
       503: errorResponse(['AUTH_KIT_DELIVERY_FAILED']),
     },
   },

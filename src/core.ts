@@ -13,6 +13,7 @@ import { LockoutService } from './services/lockout.js'
 import { CodeService } from './services/codes.js'
 import { MethodService, type MethodSummary } from './services/methods.js'
 import { LoginService, type LoginResult } from './services/login.js'
+import { LoginThrottleService } from './services/login-throttle.js'
 import { AccountService } from './services/account.js'
 import { Notifier } from './services/notifications.js'
 import { MethodRepository } from './repositories/methods.js'
@@ -67,6 +68,7 @@ export class AuthKitCore {
     this.methods = new MethodService({ db, registry: this.registry, codes, lockout, events: this.events, policies: mfa, now })
     this.login = new LoginService({
       db, keyring, users: this.users, registry: this.registry, codes, methods: this.methods, tokens: this.tokens, events: this.events, now,
+      throttle: new LoginThrottleService(db, keyring, this.users, options.login, this.events, now),
       settings: { mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken, required: mfa.required, trustedDeviceDays: mfa.trustedDeviceDays },
     })
     this.account = new AccountService({ db, tokens: this.tokens, methods: this.methods, events: this.events, now })

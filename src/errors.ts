@@ -19,6 +19,9 @@ export const AuthKitErrors = {
   MethodExists: createError('AUTH_KIT_METHOD_EXISTS', 'This method already exists.', 409),
   MethodAlreadyActive: createError('AUTH_KIT_METHOD_ALREADY_ACTIVE', 'This method is already active.', 409),
   UsernameTaken: createError('AUTH_KIT_USERNAME_TAKEN', 'That username or email is already registered.', 409),
+  // Not a contract code of its own: the schema's length counts what was typed, NFKC can make more.
+  IdentifierTooLong: createError('FST_ERR_VALIDATION', 'body/%s is longer than %d characters once normalized (NFKC)', 400),
+  LoginThrottled: createError('AUTH_KIT_LOGIN_THROTTLED', 'Too many wrong passwords from this address. Try again later.', 429),
   TooManyAttempts: createError('AUTH_KIT_TOO_MANY_ATTEMPTS', 'Too many wrong codes. Try again later.', 429),
   ResendTooSoon: createError('AUTH_KIT_RESEND_TOO_SOON', 'A code was sent moments ago. Try again later.', 429),
   DeliveryFailed: createError('AUTH_KIT_DELIVERY_FAILED', 'The code could not be delivered. Try again later.', 503),

@@ -22,6 +22,15 @@ export interface AuthKitOptions {
     /** Seconds after a rotation in which the spent refresh token, shown again, gets 401 but revokes nothing (two tabs). @default 10 */
     refreshReuseGrace?: number
   }
+  /** Password guessing at step 1 (rule 13). */
+  login?: {
+    /** Wrong passwords for one login from one client address within the window. @default 5 */
+    maxFailuresPerClient?: number
+    /** Wrong passwords from one client address, any logins, within the window. @default 100 */
+    maxFailuresPerAddress?: number
+    /** Seconds. @default 900 */
+    failureWindow?: number
+  }
   mfa?: {
     /** `true`, or a function of the user: users it covers must enrol a method before a normal session (SPEC section 9). @default false */
     required?: boolean | ((user: AuthKitUser) => boolean | Promise<boolean>)
@@ -62,6 +71,7 @@ export interface ResolvedOptions {
   users?: UserStore<any>
   registration: boolean
   tokens: { accessTokenExpiry: number, refreshTokenExpiry: number, refreshReuseGrace: number }
+  login: { maxFailuresPerClient: number, maxFailuresPerAddress: number, failureWindow: number }
   mfa: {
     required: (user: AuthKitUser) => boolean | Promise<boolean>
     trustedDeviceDays: number
@@ -197,6 +207,11 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
       accessTokenExpiry: positiveInt('tokens.accessTokenExpiry', o.tokens?.accessTokenExpiry, 300),
       refreshTokenExpiry: positiveInt('tokens.refreshTokenExpiry', o.tokens?.refreshTokenExpiry, 86400),
       refreshReuseGrace: positiveInt('tokens.refreshReuseGrace', o.tokens?.refreshReuseGrace, 10, { min: 0, max: 3600 }),
+    },
+    login: {
+      maxFailuresPerClient: positiveInt('login.maxFailuresPerClient', o.login?.maxFailuresPerClient, 5),
+      maxFailuresPerAddress: positiveInt('login.maxFailuresPerAddress', o.login?.maxFailuresPerAddress, 100),
+      failureWindow: positiveInt('login.failureWindow', o.login?.failureWindow, 900),
     },
     mfa: {
       required: requiredPolicy(m.required),

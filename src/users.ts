@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from './db/types.js'
-import { UserRepository, type UserRow } from './repositories/users.js'
+import { UserRepository, type UserIdentifier, type UserRow } from './repositories/users.js'
+import { isTransientConflict, isUniqueViolation } from './repositories/db-errors.js'
 import { PASSWORD_COST, slowHash, slowVerify } from './crypto.js'
 import { AuthKitErrors } from './errors.js'
 
@@ -28,10 +29,19 @@ export interface BuiltInUser extends AuthKitUser {
   passwordHash: string
 }
 
-/** Usernames and emails compare without regard to case. */
+/**
+ * Rule 11: usernames and emails compare by this key (NFKC, trimmed, lower
+ * case, NFKC again so the key of a key is itself), never by a collation.
+ */
 export function loginKey (value: string): string {
-  return value.normalize('NFKC').trim().toLowerCase()
+  return value.normalize('NFKC').trim().toLowerCase().normalize('NFKC')
 }
+
+/** Longest keys the columns hold; NFKC can make a key longer than what was typed. */
+const MAX_USERNAME_KEY = 255
+const MAX_EMAIL_KEY = 320
+/** Tries of a registration the database chose as a deadlock victim. */
+const REGISTRATION_TRIES = 4
 
 /** The `auth_kit_user` table, with scrypt password hashes. */
 export class BuiltInUserStore implements UserStore<BuiltInUser> {
@@ -41,7 +51,9 @@ export class BuiltInUserStore implements UserStore<BuiltInUser> {
   }
 
   async findByLogin (login: string): Promise<BuiltInUser | undefined> {
-    return this.users.findByKey(loginKey(login))
+    const key = loginKey(login)
+    if (key === '' || key.length > MAX_EMAIL_KEY) return undefined
+    return this.users.findByKey(key)
   }
 
   async findById (id: string): Promise<BuiltInUser | undefined> {
@@ -63,7 +75,12 @@ export class BuiltInUserStore implements UserStore<BuiltInUser> {
   async create (input: { username: string, email: string, password: string }): Promise<BuiltInUser> {
     const usernameKey = loginKey(input.username)
     const emailKey = loginKey(input.email)
-    if (await this.users.keyTaken(usernameKey, emailKey)) throw new AuthKitErrors.UsernameTaken()
+    if (usernameKey === '' || usernameKey.length > MAX_USERNAME_KEY) throw new AuthKitErrors.IdentifierTooLong('username', MAX_USERNAME_KEY)
+    if (emailKey === '' || emailKey.length > MAX_EMAIL_KEY) throw new AuthKitErrors.IdentifierTooLong('email', MAX_EMAIL_KEY)
+    const identifiers: UserIdentifier[] = [{ key: usernameKey, kind: 'username' }]
+    if (emailKey !== usernameKey) identifiers.push({ key: emailKey, kind: 'email' })
+    // Spares the slow hash for a name that is plainly taken; the insert decides.
+    if (await this.users.keyTaken(identifiers.map((i) => i.key))) throw new AuthKitErrors.UsernameTaken()
     const row: UserRow = {
       id: randomUUID(),
       username: input.username.trim(),
@@ -71,16 +88,19 @@ export class BuiltInUserStore implements UserStore<BuiltInUser> {
       passwordHash: await slowHash(input.password, PASSWORD_COST),
       createdAt: this.now(),
     }
-    try {
-      await this.users.insert({
-        id: row.id, username: row.username, username_key: usernameKey, email: row.email,
-        email_key: emailKey, password_hash: row.passwordHash, created_at: row.createdAt,
-      })
-    } catch {
-      // The unique keys caught a registration racing this one.
-      throw new AuthKitErrors.UsernameTaken()
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.users.insertWithIdentifiers({
+          id: row.id, username: row.username, username_key: usernameKey, email: row.email,
+          email_key: emailKey, password_hash: row.passwordHash, created_at: row.createdAt,
+        }, identifiers)
+        return row
+      } catch (err) {
+        // A registration racing this one holds one of the keys.
+        if (isUniqueViolation(err)) throw new AuthKitErrors.UsernameTaken()
+        if (!isTransientConflict(err) || tries >= REGISTRATION_TRIES) throw err
+      }
     }
-    return row
   }
 }
 

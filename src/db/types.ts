@@ -96,6 +96,21 @@ export interface TrustedDeviceTable {
   expires_at: number
 }
 
+/** One row per normalized username or email (rule 11): its primary key makes each identifier one account's. */
+export interface UserIdentifierTable {
+  identifier_key: string
+  user_id: string
+  kind: string
+}
+
+/** Wrong passwords in one window, per client address or per (login, client address) (rule 13). */
+export interface LoginFailureTable {
+  throttle_key: string
+  scope: string
+  failures: number
+  expires_at: number
+}
+
 export interface Database {
   auth_kit_user: UserTable
   auth_kit_mfa_method: MfaMethodTable
@@ -106,4 +121,6 @@ export interface Database {
   auth_kit_refresh_token: RefreshTokenTable
   auth_kit_session: SessionTable
   auth_kit_trusted_device: TrustedDeviceTable
+  auth_kit_user_identifier: UserIdentifierTable
+  auth_kit_login_failure: LoginFailureTable
 }

@@ -11,6 +11,12 @@ export interface UserRow {
   createdAt: number
 }
 
+/** A username or email key of one account; an account whose two keys are equal has one. */
+export interface UserIdentifier {
+  key: string
+  kind: 'username' | 'email'
+}
+
 function toUser (row: Selectable<UserTable>): UserRow {
   return { id: row.id, username: row.username, email: row.email, passwordHash: row.password_hash, createdAt: toNumber(row.created_at) }
 }
@@ -23,24 +29,33 @@ export class UserRepository {
     return row === undefined ? undefined : toUser(row)
   }
 
-  /** By username or email, both already folded to their lookup keys. */
+  /** By username or email key, through the identifier table that owns them. */
   async findByKey (key: string): Promise<UserRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_user').selectAll()
-      .where((eb) => eb.or([eb('username_key', '=', key), eb('email_key', '=', key)]))
-      .orderBy('created_at').executeTakeFirst()
+    const row = await this.db.selectFrom('auth_kit_user_identifier as i')
+      .innerJoin('auth_kit_user as u', 'u.id', 'i.user_id')
+      .selectAll('u').where('i.identifier_key', '=', key).executeTakeFirst()
     return row === undefined ? undefined : toUser(row)
   }
 
-  async keyTaken (usernameKey: string, emailKey: string): Promise<boolean> {
-    const row = await this.db.selectFrom('auth_kit_user').select('id')
-      .where((eb) => eb.or([
-        eb('username_key', 'in', [usernameKey, emailKey]),
-        eb('email_key', 'in', [usernameKey, emailKey]),
-      ])).executeTakeFirst()
+  async keyTaken (keys: string[]): Promise<boolean> {
+    const row = await this.db.selectFrom('auth_kit_user_identifier').select('user_id')
+      .where('identifier_key', 'in', keys).executeTakeFirst()
     return row !== undefined
   }
 
-  async insert (row: UserTable): Promise<void> {
-    await this.db.insertInto('auth_kit_user').values(row).execute()
+  /**
+   * The user and its identifiers in one transaction: a key another account
+   * holds, or takes meanwhile, fails the whole insert with a unique violation.
+   * Keys go in sorted, so two registrations wanting each other's keys lock them
+   * in one order.
+   */
+  async insertWithIdentifiers (row: UserTable, identifiers: UserIdentifier[]): Promise<void> {
+    const sorted = [...identifiers].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    await this.db.transaction().execute(async (trx) => {
+      for (const { key, kind } of sorted) {
+        await trx.insertInto('auth_kit_user_identifier').values({ identifier_key: key, user_id: row.id, kind }).execute()
+      }
+      await trx.insertInto('auth_kit_user').values(row).execute()
+    })
   }
 }

@@ -8,6 +8,7 @@ import { TrustedDeviceRepository, type TrustedDeviceRow } from '../repositories/
 import { SessionRepository } from '../repositories/sessions.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { CodeService } from './codes.js'
+import type { LoginThrottleService } from './login-throttle.js'
 import type { MethodService } from './methods.js'
 import { AMR_ONE_STEP, AMR_TWO_STEP, type AccessToken, type IssuedTokens, type TokenService } from './tokens.js'
 import type { EventBus, RequestContext } from './events.js'
@@ -42,6 +43,7 @@ export interface LoginServiceProps {
   codes: CodeService
   methods: MethodService
   tokens: TokenService
+  throttle: LoginThrottleService
   events: EventBus
   settings: LoginSettings
   now: () => number
@@ -83,7 +85,8 @@ export class LoginService {
 
   /** One answer, in about one time, for an unknown user and a wrong password. */
   async checkPassword (ctx: RequestContext, login: string, password: string): Promise<AuthKitUser> {
-    const { users, events } = this.props
+    const { users, events, throttle } = this.props
+    await throttle.reserve(ctx, login)
     const user = await users.findByLogin(login)
     if (user === null || user === undefined) {
       await slowVerify(password, await dummyPasswordHash())
@@ -94,6 +97,7 @@ export class LoginService {
       events.emit('login_failed', ctx, String(user.id))
       throw new AuthKitErrors.InvalidCredentials()
     }
+    await throttle.passed(ctx, login)
     return user
   }
 

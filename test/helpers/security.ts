@@ -1,5 +1,7 @@
 // Helpers for the adversarial suite in test/security/.
+import crypto from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -133,4 +135,24 @@ export function wrongCode (...right: string[]): string {
 /** The codes an authenticator shows around `nowMs`: every one the server accepts (window 1). */
 export async function totpWindow (secret: string, nowMs: number, period = 30): Promise<string[]> {
   return Promise.all([-1, 0, 1].map(async (k) => totp(secret, nowMs + k * period * 1000, period)))
+}
+
+/**
+ * Counts scrypt runs: the slow password hash is the work that makes a wrong
+ * password cost what an unknown user costs. Timing itself is left to the
+ * benchmark; here both paths must do the same work.
+ */
+export function countScrypt (t: { teardown (fn: () => void): void }) {
+  const original = crypto.scrypt
+  let runs = 0
+  crypto.scrypt = ((...args: unknown[]) => {
+    runs++
+    return (original as (...a: unknown[]) => void)(...args)
+  }) as typeof crypto.scrypt
+  syncBuiltinESMExports()
+  t.teardown(() => {
+    crypto.scrypt = original
+    syncBuiltinESMExports()
+  })
+  return { reset: () => { runs = 0 }, get runs () { return runs } }
 }

@@ -1,30 +1,8 @@
 // Attack: learning which accounts exist, or which part of a login was right,
 // from the answers; and steering step 2 to another user's account.
 import t from 'tap'
-import crypto from 'node:crypto'
-import { syncBuiltinESMExports } from 'node:module'
 import { buildApp, manualClock, post, get, newUser, userWithApp, totp } from '../helpers/app.js'
-import { eventLog, startLogin, totpWindow, wrongCode } from '../helpers/security.js'
-
-/**
- * Counts scrypt runs: the slow password hash is the work that makes a wrong
- * password cost what an unknown user costs. Timing itself is left to the
- * benchmark; here both paths must do the same work.
- */
-function countScrypt (t: { teardown (fn: () => void): void }) {
-  const original = crypto.scrypt
-  let runs = 0
-  crypto.scrypt = ((...args: unknown[]) => {
-    runs++
-    return (original as (...a: unknown[]) => void)(...args)
-  }) as typeof crypto.scrypt
-  syncBuiltinESMExports()
-  t.teardown(() => {
-    crypto.scrypt = original
-    syncBuiltinESMExports()
-  })
-  return { reset: () => { runs = 0 }, get runs () { return runs } }
-}
+import { countScrypt, eventLog, startLogin, totpWindow, wrongCode } from '../helpers/security.js'
 
 t.test('an unknown user and a wrong password get one answer, and both run the password hash once', async (t) => {
   const clock = manualClock()
