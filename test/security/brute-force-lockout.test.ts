@@ -91,7 +91,9 @@ t.test('wrong codes count across login attempts, backup codes, methods and route
 })
 
 t.test('each further lock without a right code doubles, up to a day; a right code resets the doubling', async (t) => {
-  const { app, clock, user, log } = await setup(t, { mfa: { lockoutDuration: 40000 }, tokens: { accessTokenExpiry: 10 * 86400 } })
+  // The clock moves over three days: the session (0.2: one refresh chain, whose access tokens end
+  // with it, SPEC section 9 "Sessions") must outlive that as the access token does.
+  const { app, clock, user, log } = await setup(t, { mfa: { lockoutDuration: 40000 }, tokens: { accessTokenExpiry: 10 * 86400, refreshTokenExpiry: 10 * 86400 } })
   const lockWith = async (): Promise<string | undefined> => {
     const wrong = wrongCode(...await totpWindow(user.secret, clock.now()))
     for (let i = 0; i < 10; i++) {
