@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { createdMethod, methodRoutes } from '../../schemas/methods.js'
+import { createdMethod, methodRouteSchemas } from '../../schemas/methods.js'
 import type { AuthKitCore } from '../core.js'
 import { bothSlashes } from './route.js'
 
@@ -9,7 +9,7 @@ type Body = { Body: { method: string, code?: string, primary_code?: string } }
 /** Method management: SPEC section 3, "Methods". Every route needs auth. */
 export async function methodRoutesPlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
   const { mfa } = core.options
-  const s = methodRoutes({
+  const s = methodRouteSchemas({
     setupSchemas: core.registry.classes().map((cls) => ({ name: cls.NAME, schema: cls.setupDataSchema })),
     deleteActiveMethodRequireCode: mfa.deleteActiveMethodRequireCode,
     updatePrimaryMethodRequirePrimaryCode: mfa.updatePrimaryMethodRequirePrimaryCode,
