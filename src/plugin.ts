@@ -6,6 +6,7 @@ import { resolveOptions, type AuthKitOptions } from './options.js'
 import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
 import { AuthKitCore, decoratorOf, type AuthKitDecorator } from './core.js'
 import { componentSchemas } from '../schemas/index.js'
+import { BEARER_DESCRIPTION, DOCUMENT_TAGS, documentDescription, orderPathsBySession } from './docs.js'
 import { loginRoutes } from './routes/login.js'
 import { methodRoutesPlugin } from './routes/methods.js'
 import type { AuthKitUser } from './users.js'
@@ -24,6 +25,12 @@ declare module 'fastify' {
 
 const API_VERSION = '0.1.0'
 const BEARER_SCHEME = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } as const
+/**
+ * @fastify/swagger-ui's own `staticCSP: true` refuses inline style attributes,
+ * which Swagger UI's React components set: the console shows a CSP error. Inline
+ * styles are allowed (never inline scripts); images may be data: URLs (the QR code).
+ */
+const SWAGGER_UI_CSP = "default-src 'self'; base-uri 'self'; font-src 'self' data:; frame-ancestors 'self'; img-src 'self' data: blob:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'"
 
 /**
  * In a host's own document: the routes name the `bearerAuth` scheme, which the
@@ -53,17 +60,20 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
     await scope.register(swagger, {
       openapi: {
         openapi: '3.0.3',
-        info: { title: 'fastify-auth-kit', description: 'Multi-factor authentication API.', version: API_VERSION },
-        tags: [
-          { name: 'login', description: 'Two-step login, tokens and the account.' },
-          { name: 'methods', description: 'MFA methods of the logged-in user.' },
-        ],
-        components: { securitySchemes: { bearerAuth: BEARER_SCHEME } },
+        info: { title: 'fastify-auth-kit', description: documentDescription(options, core.registry.list()), version: API_VERSION },
+        tags: DOCUMENT_TAGS,
+        components: { securitySchemes: { bearerAuth: { ...BEARER_SCHEME, description: BEARER_DESCRIPTION } } },
       },
       // Component names from each schema's $id, not def-0, def-1, …
       refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+      transformObject: (document) => orderPathsBySession('openapiObject' in document ? document.openapiObject : document.swaggerObject),
     })
-    await scope.register(swaggerUi, { routePrefix: options.docs.routePrefix, staticCSP: true })
+    await scope.register(swaggerUi, {
+      routePrefix: options.docs.routePrefix,
+      // A reload keeps the pasted token (in the browser's localStorage).
+      uiConfig: { persistAuthorization: true, displayRequestDuration: true },
+      staticCSP: SWAGGER_UI_CSP,
+    })
   }
 
   await scope.register(async (routes) => {
