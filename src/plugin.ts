@@ -11,16 +11,32 @@ import { loginRoutes } from './routes/login.js'
 import { methodRoutesPlugin } from './routes/methods.js'
 import type { AuthKitUser } from './users.js'
 
+/**
+ * What `app.authKit.authenticate` puts on `request.user`: the record the user
+ * store returns. A host adds its store's fields by merging this interface:
+ * `declare module 'fastify-auth-kit' { interface AuthKitUserRecord { phone: string } }`.
+ */
+export interface AuthKitUserRecord extends AuthKitUser {}
+
+/**
+ * The plugin's part of `FastifyRequest`, inherited rather than declared, so that
+ * a host's own @fastify/jwt can declare `request.user` too (two declarations of
+ * one property must be identical, TS2717; an own property only has to fit the
+ * inherited one). Such a host types the user through @fastify/jwt's `FastifyJWT`
+ * as an `AuthKitUserRecord` (README, "Protecting your own routes").
+ */
+export interface AuthKitRequestFields {
+  /** Set by `app.authKit.authenticate`: the user store's record. */
+  user: AuthKitUserRecord
+  /** Authentication methods of the access token: ["pwd"] or ["pwd", "mfa"]. */
+  authKitAmr?: string[]
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     authKit: AuthKitDecorator
   }
-  interface FastifyRequest {
-    /** Set by `app.authKit.authenticate`: the user store's record. */
-    user: AuthKitUser
-    /** Authentication methods of the access token: ["pwd"] or ["pwd", "mfa"]. */
-    authKitAmr?: string[]
-  }
+  interface FastifyRequest extends AuthKitRequestFields {}
 }
 
 const API_VERSION = '0.1.0'
