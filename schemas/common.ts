@@ -110,6 +110,14 @@ export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 |
 }
 
 /**
+ * A response of a shared (named) shape, with its own description and example:
+ * a bare `$ref` would lose both in the document.
+ */
+export function namedResponse (schema: TSchema, description: string, example: unknown): TSchema {
+  return Type.Unsafe({ allOf: [Type.Ref(schema)], description, examples: [example] })
+}
+
+/**
  * Characters no supported database stores as given: U+0000 (PostgreSQL text
  * refuses it) and UTF-16 surrogates that are not part of a pair (no UTF-8 form,
  * so a driver would change them). Ajv compiles patterns with the `u` flag, where

@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import {
   CodeInput, Detail, DeviceTokenInput, EphemeralTokenInput, EXAMPLE_ACCESS, EXAMPLE_EXPIRATION, EXAMPLE_REFRESH,
-  EXAMPLE_REFRESH_EXPIRATION, EXAMPLE_USER, PublicUser, RecordIdInput, RefreshTokenInput, TextInput, TokenPair, errorResponses,
+  EXAMPLE_REFRESH_EXPIRATION, EXAMPLE_USER, PublicUser, RecordIdInput, RefreshTokenInput, TextInput, TokenPair, errorResponses, namedResponse,
 } from './common.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
@@ -239,7 +239,7 @@ export const loginRouteSchemas = {
       + noStore,
     body: Type.Object({ refresh: RefreshTokenInput }, { ...strict, examples: [{ refresh: 'paste the refresh token of POST /login/verify/' }] }),
     response: {
-      200: Type.Ref(TokenPair, { description: 'New tokens; the old refresh token no longer works.' }),
+      200: namedResponse(TokenPair, 'New tokens; the old refresh token no longer works.', TokenPair.examples[0]),
       ...errorResponses({ 400: ['FST_ERR_VALIDATION'], 401: ['AUTH_KIT_INVALID_REFRESH_TOKEN'] }),
     },
   },

@@ -1,5 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox'
-import { CodeInput, Detail, errorResponses } from './common.js'
+import { CodeInput, Detail, errorResponses, namedResponse } from './common.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
 const strict = { additionalProperties: false }
@@ -149,7 +149,7 @@ export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteNa
       description: 'Active or not; the code is good for that method on any route (confirm, step-up, …). Open to any logged-in token, so an email-only user can get the code for step-up.',
       body: Type.Object({ method: MethodName }, { ...strict, examples: [{ method: names.includes('email') ? 'email' : example }] }),
       response: {
-        200: Type.Ref(Detail, { description: 'A code is on its way.', examples: [{ detail: 'MFA code sent.' }] }),
+        200: namedResponse(Detail, 'A code is on its way.', { detail: 'MFA code sent.' }),
         ...errorResponses({
           400: ['FST_ERR_VALIDATION', 'AUTH_KIT_METHOD_NOT_DISPATCHABLE'],
           401: ['AUTH_KIT_UNAUTHORIZED'],
@@ -172,7 +172,7 @@ export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteNa
         primary_code: o.updatePrimaryMethodRequirePrimaryCode ? CodeInput : Type.Optional(CodeInput),
       }, { ...strict, examples: [{ method: example, primary_code: '123456' }] }),
       response: {
-        200: Type.Ref(Detail, { description: 'The method is the primary.', examples: [{ detail: 'Updated primary MFA method.' }] }),
+        200: namedResponse(Detail, 'The method is the primary.', { detail: 'Updated primary MFA method.' }),
         ...errorResponses({
           400: ['FST_ERR_VALIDATION'],
           401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
@@ -206,7 +206,7 @@ export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteNa
       description: `\`code\`: the method's own code (or one of its backup codes). Remembered devices are forgotten. ${gated}`,
       body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: names.includes('email') ? 'email' : example, code: '123456' }] }),
       response: {
-        200: Type.Ref(Detail, { description: 'The method is inactive.', examples: [{ detail: 'Deactivated MFA method.' }] }),
+        200: namedResponse(Detail, 'The method is inactive.', { detail: 'Deactivated MFA method.' }),
         ...errorResponses({
           400: ['FST_ERR_VALIDATION'],
           401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],

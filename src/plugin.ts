@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, RouteOptions } from 'fastify'
 import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { resolveOptions, type AuthKitOptions } from './options.js'
@@ -111,6 +111,11 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
   }, { prefix: options.prefix })
 }
 
+/** Whether a route runs the plugin's authentication before its handler. */
+function guardedByAuthKit (route: RouteOptions, authenticate: unknown): boolean {
+  return [route.onRequest, route.preValidation, route.preHandler].flat().some((hook) => hook === authenticate)
+}
+
 const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   const options = resolveOptions(rawOptions)
   const { db, owned } = await openDatabase(options.database)
@@ -135,7 +140,15 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   })
   // With the host's own @fastify/swagger, the routes join its document.
   const hostSwagger = app.hasDecorator('swagger')
-  if (hostSwagger) for (const schema of componentSchemas(core.registry.list())) app.addSchema(schema)
+  if (hostSwagger) {
+    for (const schema of componentSchemas(core.registry.list())) app.addSchema(schema)
+    // The host's own routes behind authenticate show the padlock in its document
+    // (README, "Protecting your own routes"); a `security` of the host's own stands.
+    app.addHook('onRoute', (route) => {
+      if (!guardedByAuthKit(route, core.authenticate) || route.schema?.security !== undefined) return
+      route.schema = { ...route.schema, security: [{ bearerAuth: [] }] }
+    })
+  }
   await app.register(authKitScope, { core, hostSwagger })
 }
 
