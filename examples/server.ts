@@ -8,7 +8,7 @@
  * authenticator app set up once keeps working. In an application outside this
  * repository, import from 'fastify-auth-kit' instead of '../src/index.js'.
  */
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Writable } from 'node:stream'
@@ -33,7 +33,11 @@ function demoSecret (): string {
   return readFileSync(file, 'utf8').trim()
 }
 
-/** One readable line per log record, instead of pino's JSON (no extra dependency). */
+/**
+ * One readable line per log record, instead of pino's JSON (no extra
+ * dependency). A stack is printed only for a server error: a 4xx is the
+ * client's mistake, and its line says which.
+ */
 function readableLog (): Writable {
   const levels: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' }
   return new Writable({
@@ -41,12 +45,11 @@ function readableLog (): Writable {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line === '') continue
         try {
-          const { level, time, msg, reqId, req, res, responseTime, err } = JSON.parse(line)
+          const { level, time, msg, reqId, err } = JSON.parse(line)
           const clock = new Date(time).toTimeString().slice(0, 8)
-          const request = req !== undefined ? ` ${req.method} ${req.url}` : ''
-          const response = res !== undefined ? ` → ${res.statusCode} in ${Math.round(responseTime)} ms` : ''
-          const error = err !== undefined ? `\n  ${err.stack ?? err.message}` : ''
-          process.stdout.write(`${clock} ${levels[level] ?? level} ${reqId !== undefined ? `[${reqId}] ` : ''}${msg}${request}${response}${error}\n`)
+          const serverError = err !== undefined && (err.statusCode === undefined || err.statusCode >= 500)
+          const error = serverError ? `\n  ${err.stack ?? err.message}` : ''
+          process.stdout.write(`${clock} ${levels[level] ?? level} ${reqId !== undefined ? `[${reqId}] ` : ''}${msg}${error}\n`)
         } catch {
           process.stdout.write(`${line}\n`)
         }
@@ -56,7 +59,27 @@ function readableLog (): Writable {
   })
 }
 
-const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info', stream: readableLog() } })
+// Fastify's own request logging writes two records per request, and a 4xx with
+// its stack: the demo writes one line per request instead, when it is answered.
+const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info', stream: readableLog() }, logController: new LogController({ disableRequestLogging: true }) })
+// The error code of a 4xx, read from the answer, so the line says what went wrong.
+const errorCodes = new WeakMap<object, string>()
+app.addHook('onSend', async (request, reply, payload) => {
+  if (reply.statusCode >= 400 && typeof payload === 'string' && payload.startsWith('{')) {
+    try {
+      const { code } = JSON.parse(payload) as { code?: unknown }
+      if (typeof code === 'string') errorCodes.set(request, code)
+    } catch { /* not JSON: no code to show */ }
+  }
+  return payload
+})
+app.addHook('onResponse', async (request, reply) => {
+  const status = reply.statusCode
+  const code = errorCodes.get(request)
+  const line = `${request.method} ${request.url} → ${status}${code === undefined ? '' : ` ${code}`} in ${reply.elapsedTime.toFixed(1)} ms`
+  if (status >= 500) request.log.error(line)
+  else request.log.info(line)
+})
 
 const mail = createDevOutbox()
 const texts = createSmsOutbox()

@@ -1,60 +1,181 @@
-import { Type, type TSchema } from '@sinclair/typebox'
+import { Type, type StringOptions, type TSchema, type TString } from '@sinclair/typebox'
+
+/**
+ * Every error code the plugin answers with, and the statuses it comes with
+ * (SPEC section 4). A code with two statuses (AUTH_KIT_INVALID_CODE) is 401 at
+ * login verify and 403 on the method routes and step-up.
+ */
+export const ERROR_STATUSES = {
+  FST_ERR_VALIDATION: [400],
+  AUTH_KIT_SAME_METHOD: [400],
+  AUTH_KIT_METHOD_NOT_DISPATCHABLE: [400],
+  AUTH_KIT_INVALID_CREDENTIALS: [401],
+  AUTH_KIT_INVALID_EPHEMERAL_TOKEN: [401],
+  AUTH_KIT_INVALID_CODE: [401, 403],
+  AUTH_KIT_UNAUTHORIZED: [401],
+  AUTH_KIT_INVALID_REFRESH_TOKEN: [401],
+  AUTH_KIT_STEP_UP_REQUIRED: [401],
+  AUTH_KIT_MFA_SETUP_REQUIRED: [403],
+  AUTH_KIT_PRIMARY_METHOD_PROTECTED: [403],
+  AUTH_KIT_ACTIVE_METHOD_PROTECTED: [403],
+  AUTH_KIT_METHOD_NOT_FOUND: [404],
+  AUTH_KIT_METHOD_EXISTS: [409],
+  AUTH_KIT_METHOD_ALREADY_ACTIVE: [409],
+  AUTH_KIT_USERNAME_TAKEN: [409],
+  AUTH_KIT_NO_EMAIL_ADDRESS: [422],
+  AUTH_KIT_LOGIN_THROTTLED: [429],
+  AUTH_KIT_TOO_MANY_ATTEMPTS: [429],
+  AUTH_KIT_RESEND_TOO_SOON: [429],
+  AUTH_KIT_DELIVERY_FAILED: [503],
+} as const satisfies Record<string, readonly number[]>
+
+export type ErrorCode = keyof typeof ERROR_STATUSES
 
 /** Every error code the plugin answers with (SPEC section 4). */
-export const ERROR_CODES = [
-  'FST_ERR_VALIDATION',
-  'AUTH_KIT_SAME_METHOD',
-  'AUTH_KIT_METHOD_NOT_DISPATCHABLE',
-  'AUTH_KIT_INVALID_CREDENTIALS',
-  'AUTH_KIT_INVALID_EPHEMERAL_TOKEN',
-  'AUTH_KIT_INVALID_CODE',
-  'AUTH_KIT_UNAUTHORIZED',
-  'AUTH_KIT_INVALID_REFRESH_TOKEN',
-  'AUTH_KIT_STEP_UP_REQUIRED',
-  'AUTH_KIT_MFA_SETUP_REQUIRED',
-  'AUTH_KIT_PRIMARY_METHOD_PROTECTED',
-  'AUTH_KIT_ACTIVE_METHOD_PROTECTED',
-  'AUTH_KIT_METHOD_NOT_FOUND',
-  'AUTH_KIT_METHOD_EXISTS',
-  'AUTH_KIT_METHOD_ALREADY_ACTIVE',
-  'AUTH_KIT_USERNAME_TAKEN',
-  'AUTH_KIT_LOGIN_THROTTLED',
-  'AUTH_KIT_TOO_MANY_ATTEMPTS',
-  'AUTH_KIT_RESEND_TOO_SOON',
-  'AUTH_KIT_DELIVERY_FAILED',
-  'AUTH_KIT_NO_EMAIL_ADDRESS',
-] as const
+export const ERROR_CODES = Object.keys(ERROR_STATUSES) as ErrorCode[]
 
-export type ErrorCode = typeof ERROR_CODES[number]
-
-export const ErrorResponse = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String({ enum: [...ERROR_CODES] } as any),
-  error: Type.String(),
-  message: Type.String(),
-}, { $id: 'AuthKitError', title: 'AuthKitError', description: 'Fastify\'s error envelope.' })
-
-/** A documented error response that names the codes a route can give with this status. */
-export function errorResponse (codes: ErrorCode[]): TSchema {
-  return Type.Ref(ErrorResponse, { description: `Error codes: ${codes.join(', ')}.` })
+/** What a person sees in the documented examples: the reason, in the words a client would show. */
+const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
+  FST_ERR_VALIDATION: 'body/code must be string',
+  AUTH_KIT_SAME_METHOD: 'The login attempt already uses this method.',
+  AUTH_KIT_METHOD_NOT_DISPATCHABLE: 'This method does not send codes.',
+  AUTH_KIT_INVALID_CREDENTIALS: 'Unable to log in with the provided credentials.',
+  AUTH_KIT_INVALID_EPHEMERAL_TOKEN: 'The login attempt is invalid or has expired.',
+  AUTH_KIT_INVALID_CODE: 'Invalid code.',
+  AUTH_KIT_UNAUTHORIZED: 'Authentication required.',
+  AUTH_KIT_INVALID_REFRESH_TOKEN: 'The refresh token is invalid, expired or revoked.',
+  AUTH_KIT_STEP_UP_REQUIRED: 'This needs a second factor: get a fresh access token from POST /login/step-up/.',
+  AUTH_KIT_MFA_SETUP_REQUIRED: 'Set up and confirm an MFA method first.',
+  AUTH_KIT_PRIMARY_METHOD_PROTECTED: 'The primary method cannot be deactivated.',
+  AUTH_KIT_ACTIVE_METHOD_PROTECTED: 'An active method cannot be deleted.',
+  AUTH_KIT_METHOD_NOT_FOUND: 'Requested MFA method does not exist.',
+  AUTH_KIT_METHOD_EXISTS: 'This method already exists.',
+  AUTH_KIT_METHOD_ALREADY_ACTIVE: 'This method is already active.',
+  AUTH_KIT_USERNAME_TAKEN: 'That username or email is already registered.',
+  AUTH_KIT_NO_EMAIL_ADDRESS: 'The account has no email address for this method.',
+  AUTH_KIT_LOGIN_THROTTLED: 'Too many wrong passwords from this client. Try again in 15 minutes.',
+  AUTH_KIT_TOO_MANY_ATTEMPTS: 'Too many wrong codes. Try again in 15 minutes.',
+  AUTH_KIT_RESEND_TOO_SOON: 'A code was sent moments ago. Try again in 30 seconds.',
+  AUTH_KIT_DELIVERY_FAILED: 'The code could not be delivered. Try again later.',
 }
 
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+  422: 'Unprocessable Entity', 429: 'Too Many Requests', 503: 'Service Unavailable',
+}
+
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer({ description: 'The HTTP status, repeated.' }),
+  code: Type.String({ enum: [...ERROR_CODES], description: 'What went wrong, for a program to branch on (SPEC section 4).' } as StringOptions),
+  error: Type.String({ description: 'The HTTP status text.' }),
+  message: Type.String({ description: 'What went wrong, for a person.' }),
+}, {
+  $id: 'AuthKitError',
+  title: 'AuthKitError',
+  description: 'Fastify\'s error envelope.',
+  examples: [{ statusCode: 401, code: 'AUTH_KIT_UNAUTHORIZED', error: 'Unauthorized', message: 'Authentication required.' }],
+})
+
+/** One documented error answer: its own status and code, as the route gives it. */
+export function errorExample (status: number, code: ErrorCode): { statusCode: number, code: ErrorCode, error: string, message: string } {
+  return { statusCode: status, code, error: STATUS_TEXT[status] ?? 'Error', message: EXAMPLE_MESSAGES[code] }
+}
+
+/**
+ * The documented error responses of a route: for each status, the codes it can
+ * give, each with an example of its own status and code. A code listed under a
+ * status SPEC section 4 does not give it is a mistake in the route's schema, and
+ * throws when the schema is built.
+ */
+export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 | 409 | 422 | 429 | 503, ErrorCode[]>>): Record<number, TSchema> {
+  const responses: Record<number, TSchema> = {}
+  for (const [key, codes] of Object.entries(byStatus)) {
+    const status = Number(key)
+    for (const code of codes) {
+      if (!(ERROR_STATUSES[code] as readonly number[]).includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
+    }
+    const examples = Object.fromEntries(codes.map((code) => [code, { summary: code, value: errorExample(status, code) }]))
+    // The envelope, narrowed to this status and these codes; the examples are
+    // what Swagger UI shows (a bare $ref would lose them and show statusCode 0).
+    responses[status] = Type.Unsafe({
+      allOf: [
+        Type.Ref(ErrorResponse),
+        { type: 'object', properties: { statusCode: { type: 'integer', enum: [status] }, code: { type: 'string', enum: codes } } },
+      ],
+      description: `Error codes: ${codes.join(', ')}.`,
+      'x-examples': examples,
+    })
+  }
+  return responses
+}
+
+/**
+ * A response of a shared (named) shape, with its own description and example:
+ * a bare `$ref` would lose both in the document.
+ */
+export function namedResponse (schema: TSchema, description: string, example: unknown): TSchema {
+  return Type.Unsafe({ allOf: [Type.Ref(schema)], description, examples: [example] })
+}
+
+/**
+ * Characters no supported database stores as given: U+0000 (PostgreSQL text
+ * refuses it) and UTF-16 surrogates that are not part of a pair (no UTF-8 form,
+ * so a driver would change them). Ajv compiles patterns with the `u` flag, where
+ * an emoji is one code point outside that range and passes.
+ */
+const UNSTORABLE = '\\u0000\\uD800-\\uDFFF'
+
+/**
+ * A request string field: bounded, and refusing what no supported database
+ * can store. Every string a request carries is made here, so none forgets it.
+ * `refuse` adds characters to refuse, as the body of a regular-expression
+ * class (e.g. `\\s`).
+ */
+export function TextInput (options: StringOptions & { maxLength: number, refuse?: string }): TString {
+  const { refuse = '', ...rest } = options
+  const least = refuse === '' ? '*' : '+'
+  return Type.String({ minLength: 1, ...rest, pattern: `^[^${UNSTORABLE}${refuse}]${least}$` })
+}
+
+export const EXAMPLE_USER = { id: '0b6e1f8a-3c2d-4e5f-8a9b-1c2d3e4f5a6b', username: 'alice', email: 'alice@example.com' }
+export const EXAMPLE_ACCESS = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwYjZlMWY4YSIsImFtciI6WyJwd2QiLCJtZmEiXX0.c2lnbmF0dXJl'
+export const EXAMPLE_REFRESH = 'q7w8XxZfK2mB1r9uT0aLc3dE5gH6jN4pS8vY2zA0bC1'
+export const EXAMPLE_EXPIRATION = '2026-11-30T09:05:00.000Z'
+export const EXAMPLE_REFRESH_EXPIRATION = '2026-12-01T09:00:00.000Z'
+
 export const PublicUser = Type.Object({
-  id: Type.String(),
-}, { $id: 'AuthKitUser', title: 'AuthKitUser', additionalProperties: true, description: 'The user store\'s public view (built-in: id, username, email).' })
+  id: Type.String({ description: 'The user\'s id, as a string.' }),
+  username: Type.Optional(Type.String({ description: 'Built-in store: the name the user registered with.' })),
+  email: Type.Optional(Type.String({ description: 'Built-in store: the address the user registered with.' })),
+}, {
+  $id: 'AuthKitUser',
+  title: 'AuthKitUser',
+  additionalProperties: true,
+  description: 'The user store\'s public view. The built-in store gives id, username and email; a store of the host\'s own may add fields.',
+  examples: [EXAMPLE_USER],
+})
 
 export const TokenPair = Type.Object({
-  access: Type.String({ description: 'JWT access token (Bearer).' }),
-  refresh: Type.String({ description: 'Opaque refresh token; single use, rotated on refresh.' }),
+  access: Type.String({ description: 'JWT access token: send it as `Authorization: Bearer <access>` (the Authorize button).' }),
+  refresh: Type.String({ description: 'Opaque refresh token for POST /token/refresh/; single use, rotated on refresh.' }),
   access_expiration: Type.String({ format: 'date-time' }),
   refresh_expiration: Type.String({ format: 'date-time' }),
-}, { $id: 'AuthKitTokens', title: 'AuthKitTokens' })
+}, {
+  $id: 'AuthKitTokens',
+  title: 'AuthKitTokens',
+  description: 'A new access token and refresh token.',
+  examples: [{ access: EXAMPLE_ACCESS, refresh: EXAMPLE_REFRESH, access_expiration: EXAMPLE_EXPIRATION, refresh_expiration: EXAMPLE_REFRESH_EXPIRATION }],
+})
 
-export const Detail = Type.Object({ detail: Type.String() }, { $id: 'AuthKitDetail', title: 'AuthKitDetail' })
+export const Detail = Type.Object({ detail: Type.String() }, { $id: 'AuthKitDetail', title: 'AuthKitDetail', description: 'Done; `detail` says what happened.' })
 
-/** Free text a person types: bounded so no input is expensive to handle. */
-export const CodeInput = Type.String({ minLength: 1, maxLength: 64, description: 'A code of the method, or a backup code where the route takes one.' })
-export const EphemeralTokenInput = Type.String({ minLength: 1, maxLength: 256 })
+/** A code as a person types it: spaces and dashes are ignored by the routes (SPEC rule 3). */
+export const CodeInput = TextInput({ maxLength: 64, description: 'A code of the method (6 digits), or a backup code where the route takes one.', examples: ['123456'] })
+export const EphemeralTokenInput = TextInput({ maxLength: 256, description: 'The `ephemeral_token` POST /login/ answered.' })
+export const RefreshTokenInput = TextInput({ maxLength: 512, description: 'A refresh token from POST /login/verify/ (or a one-step POST /login/, or the last refresh).' })
+export const DeviceTokenInput = TextInput({ maxLength: 256, description: 'The `device_token` a POST /login/verify/ with `remember_device: true` answered.' })
+/** The id of a session or a device, as GET /sessions/ and GET /devices/ list it. */
+export const RecordIdInput = TextInput({ maxLength: 128, description: 'An `id` from the list.' })
 
 /** The configured handlers' names: an unknown name is a 400 at validation. */
 export function methodNameSchema (names: string[]): TSchema {

@@ -1,11 +1,11 @@
 import { Type, type TSchema } from '@sinclair/typebox'
-import { CodeInput, Detail, errorResponse } from './common.js'
+import { CodeInput, Detail, errorResponses, namedResponse } from './common.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
 const strict = { additionalProperties: false }
 const auth = { security: [{ bearerAuth: [] }], tags: ['methods'] }
-const unauthorized = errorResponse(['AUTH_KIT_UNAUTHORIZED'])
-const locked = errorResponse(['AUTH_KIT_TOO_MANY_ATTEMPTS'])
+/** Once the user has an active method, a token without a second factor is refused (SPEC section 3, Methods). */
+const gated = 'Once you have an active method, needs an access token from a two-step login (or POST /login/step-up/).'
 
 export const MethodSummary = Type.Object({
   name: Type.String(),
@@ -13,13 +13,27 @@ export const MethodSummary = Type.Object({
   is_active: Type.Boolean(),
   is_primary: Type.Boolean(),
   is_setup: Type.Boolean(),
-  requires_dispatch: Type.Boolean(),
+  requires_dispatch: Type.Boolean({ description: 'The method sends codes (email, SMS); an authenticator app does not.' }),
   backup_codes_remaining: Type.Integer({ minimum: 0 }),
-}, { $id: 'AuthKitMethod', title: 'AuthKitMethod' })
+}, { $id: 'AuthKitMethod', title: 'AuthKitMethod', description: 'A configured method and its state for the user.' })
 
 export const BackupCodes = Type.Array(Type.String(), {
-  description: 'Shown once: groups of four Crockford base32 characters joined by "-". Each works once.',
+  description: 'Shown once: groups of four Crockford base32 characters joined by "-". Each works once. Keep them somewhere safe.',
 })
+
+const EXAMPLE_BACKUP_CODES = ['7KQM-2XHD-9RTA-4VNB', 'C3WE-8PJZ-5YGF-1SKM']
+const EXAMPLE_QR_LINK = 'otpauth://totp/My%20App:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=My%20App&algorithm=SHA1&digits=6&period=30'
+const EXAMPLE_SETUP_DATA: Record<string, unknown> = {
+  app: { qr_link: EXAMPLE_QR_LINK, qr_code: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=' },
+}
+
+/** What a handler's setup shape most likely answers, for the documented example. */
+function setupExample (name: string, schema: TSchema): unknown {
+  if (Array.isArray(schema.examples) && schema.examples.length > 0) return schema.examples[0]
+  if (name in EXAMPLE_SETUP_DATA) return EXAMPLE_SETUP_DATA[name]
+  const keys = Object.keys((schema as { properties?: object }).properties ?? {})
+  return keys.length === 1 && keys[0] === 'detail' ? { detail: 'A verification code has been sent.' } : undefined
+}
 
 /** The create response around one shape of `setup_data`. */
 export function createdMethod (setupData: TSchema): TSchema {
@@ -33,130 +47,192 @@ export interface MethodRouteOptions {
   updatePrimaryMethodRequirePrimaryCode: boolean
 }
 
-export function methodRoutes (o: MethodRouteOptions): Record<"list" | "create" | "confirm" | "qr" | "primary" | "deactivate" | "delete" | "send" | "backupCodes", Record<string, unknown>> {
+export type MethodRouteName = 'list' | 'create' | 'qr' | 'confirm' | 'primary' | 'deactivate' | 'delete' | 'send' | 'backupCodes'
+
+/** Route schemas of SPEC section 3, "Methods", for the configured handlers. */
+export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteName, Record<string, unknown>> {
   const setupVariants = o.setupSchemas.map(({ name, schema }) => ({ ...schema, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }))
+  const names = o.setupSchemas.map(({ name }) => name)
+  const createExamples = Object.fromEntries(o.setupSchemas.flatMap(({ name, schema }) => {
+    const setupData = setupExample(name, schema)
+    return setupData === undefined ? [] : [[name, { summary: `method "${name}"`, value: { method: name, backup_codes: EXAMPLE_BACKUP_CODES, setup_data: setupData } }]]
+  }))
+  const example = names.includes('app') ? 'app' : names[0]
   return {
     list: {
       ...auth,
+      operationId: 'listMethods',
       summary: 'Every configured method and its state for the user',
-      response: { 200: Type.Array(Type.Ref(MethodSummary)), 401: unauthorized },
+      description: 'One entry per configured method, in the server\'s order, set up or not.',
+      response: {
+        200: Type.Array(Type.Ref(MethodSummary), {
+          description: 'The methods.',
+          examples: [[{ name: 'app', display_name: 'Authenticator App', is_active: true, is_primary: true, is_setup: true, requires_dispatch: false, backup_codes_remaining: 10 }]],
+        }),
+        ...errorResponses({ 401: ['AUTH_KIT_UNAUTHORIZED'] }),
+      },
     },
     create: {
       ...auth,
+      operationId: 'createMethod',
       summary: 'Set a method up (inactive until confirmed)',
-      description: 'Returns the method\'s backup codes (shown only here) and its setup data. Sends a code for methods that send codes. Cache-Control: no-store.',
-      body: Type.Object({ method: MethodName }, strict),
+      description: 'Answers the method\'s backup codes (shown only here: keep them) and its setup data. For `app`, see the QR code as a picture at '
+        + 'GET /mfa/qr/ and scan it with an authenticator app; methods that send codes send one now. Then confirm with POST /mfa/confirm/. '
+        + `${gated} Sent with \`Cache-Control: no-store\`.`,
+      body: Type.Object({ method: MethodName }, { ...strict, examples: [{ method: example }] }),
       response: {
-        201: createdMethod(setupVariants.length === 1 ? setupVariants[0] : Type.Unsafe({ oneOf: setupVariants })),
-        400: errorResponse(['FST_ERR_VALIDATION']),
-        401: unauthorized,
-        409: errorResponse(['AUTH_KIT_METHOD_EXISTS']),
-        422: errorResponse(['AUTH_KIT_NO_EMAIL_ADDRESS']),
-        503: errorResponse(['AUTH_KIT_DELIVERY_FAILED']),
-      },
-    },
-    confirm: {
-      ...auth,
-      summary: 'Activate a method with its own code',
-      description: 'The user\'s first active method becomes primary. Backup codes are not accepted here.',
-      body: Type.Object({ method: MethodName, code: CodeInput }, strict),
-      response: {
-        200: Type.Object({
-          detail: Type.String(),
-          access: Type.Optional(Type.String()),
-          refresh: Type.Optional(Type.String()),
-          access_expiration: Type.Optional(Type.String({ format: 'date-time' })),
-          refresh_expiration: Type.Optional(Type.String({ format: 'date-time' })),
+        201: Type.Unsafe({
+          ...createdMethod(setupVariants.length === 1 ? setupVariants[0] : Type.Unsafe({ oneOf: setupVariants })),
+          description: 'Created, inactive until confirmed.',
+          'x-examples': createExamples,
         }),
-        400: errorResponse(['FST_ERR_VALIDATION']),
-        401: unauthorized,
-        403: errorResponse(['AUTH_KIT_INVALID_CODE']),
-        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
-        409: errorResponse(['AUTH_KIT_METHOD_ALREADY_ACTIVE']),
-        429: locked,
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION'],
+          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+          409: ['AUTH_KIT_METHOD_EXISTS'],
+          422: ['AUTH_KIT_NO_EMAIL_ADDRESS'],
+          503: ['AUTH_KIT_DELIVERY_FAILED'],
+        }),
       },
     },
     qr: {
       ...auth,
-      summary: 'The QR code of a method being set up, as an image',
-      description: 'SVG of the otpauth link of a TOTP method that is created and not yet active. Cache-Control: no-store.',
-      produces: ['image/svg+xml'],
-      querystring: Type.Object({ method: MethodName }, strict),
+      operationId: 'getMethodQr',
+      summary: 'The QR code of a method being set up, as a picture',
+      description: 'The QR code of an authenticator-app method that is created (POST /mfa/) and not yet confirmed, as an SVG image: scan it, '
+        + `then confirm with the app's code. 404 once the method is active, or for a method without a QR code. ${gated}`,
+      querystring: Type.Object({
+        method: Type.Unsafe<string>({ type: 'string', enum: names, description: 'The method being set up.', default: example }),
+      }, strict),
       response: {
-        200: { description: 'The QR code.', content: { 'image/svg+xml': { schema: { type: 'string' } } } },
-        400: errorResponse(['FST_ERR_VALIDATION']),
-        401: unauthorized,
-        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
+        200: {
+          description: 'The QR code (SVG). Sent with `Cache-Control: no-store`.',
+          content: { 'image/svg+xml': { schema: { type: 'string', description: 'An SVG document.' } } },
+        },
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION'],
+          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+        }),
       },
     },
-    primary: {
+    confirm: {
       ...auth,
-      summary: 'Make an active method the primary',
-      description: o.updatePrimaryMethodRequirePrimaryCode ? 'primary_code: a code (or backup code) of the current primary.' : 'No code needed (updatePrimaryMethodRequirePrimaryCode is off).',
-      body: o.updatePrimaryMethodRequirePrimaryCode
-        ? Type.Object({ method: MethodName, primary_code: CodeInput }, strict)
-        : Type.Object({ method: MethodName, primary_code: Type.Optional(CodeInput) }, strict),
+      operationId: 'confirmMethod',
+      summary: 'Activate a method with its own code',
+      description: 'The code the app shows (or the code sent, for a method that sends codes: on the demo, see /dev/outbox). The user\'s first active method '
+        + 'becomes primary, and from the next login on, login takes two steps. Backup codes are not accepted here. With a setup-only token, '
+        + `the answer adds a full session. ${gated}`,
+      body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: example, code: '123456' }] }),
       response: {
-        200: Type.Ref(Detail),
-        400: errorResponse(['FST_ERR_VALIDATION']),
-        401: unauthorized,
-        403: errorResponse(['AUTH_KIT_INVALID_CODE']),
-        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
-        429: locked,
-      },
-    },
-    deactivate: {
-      ...auth,
-      summary: 'Deactivate a method that is not the primary',
-      body: Type.Object({ method: MethodName, code: CodeInput }, strict),
-      response: {
-        200: Type.Ref(Detail),
-        400: errorResponse(['FST_ERR_VALIDATION']),
-        401: unauthorized,
-        403: errorResponse(['AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE']),
-        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
-        429: locked,
-      },
-    },
-    delete: {
-      ...auth,
-      summary: 'Delete a method',
-      description: 'Deleting the primary promotes the active method created first. ' + (o.deleteActiveMethodRequireCode ? 'code: a code of the method, checked when it is active.' : 'No code needed (deleteActiveMethodRequireCode is off).'),
-      body: Type.Object({ method: MethodName, code: Type.Optional(CodeInput) }, strict),
-      response: {
-        204: Type.Null({ description: 'Deleted.' }),
-        400: errorResponse(['FST_ERR_VALIDATION']),
-        401: unauthorized,
-        403: errorResponse(['AUTH_KIT_ACTIVE_METHOD_PROTECTED', 'AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE']),
-        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
-        429: locked,
+        200: Type.Object({
+          detail: Type.String(),
+          access: Type.Optional(Type.String({ description: 'Only after a setup-only login: a full session.' })),
+          refresh: Type.Optional(Type.String()),
+          access_expiration: Type.Optional(Type.String({ format: 'date-time' })),
+          refresh_expiration: Type.Optional(Type.String({ format: 'date-time' })),
+        }, { description: 'The method is active.', examples: [{ detail: 'Activated MFA method.' }] }),
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION'],
+          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+          403: ['AUTH_KIT_INVALID_CODE'],
+          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+          409: ['AUTH_KIT_METHOD_ALREADY_ACTIVE'],
+          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
+        }),
       },
     },
     send: {
       ...auth,
-      summary: 'Send a code for a method that sends codes (active or not)',
-      body: Type.Object({ method: MethodName }, strict),
+      operationId: 'sendMethodCode',
+      summary: 'Send a code for a method that sends codes',
+      description: 'Active or not; the code is good for that method on any route (confirm, step-up, …). Open to any logged-in token, so an email-only user can get the code for step-up.',
+      body: Type.Object({ method: MethodName }, { ...strict, examples: [{ method: names.includes('email') ? 'email' : example }] }),
       response: {
-        200: Type.Ref(Detail),
-        400: errorResponse(['FST_ERR_VALIDATION', 'AUTH_KIT_METHOD_NOT_DISPATCHABLE']),
-        401: unauthorized,
-        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
-        422: errorResponse(['AUTH_KIT_NO_EMAIL_ADDRESS']),
-        429: errorResponse(['AUTH_KIT_RESEND_TOO_SOON']),
-        503: errorResponse(['AUTH_KIT_DELIVERY_FAILED']),
+        200: namedResponse(Detail, 'A code is on its way.', { detail: 'MFA code sent.' }),
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION', 'AUTH_KIT_METHOD_NOT_DISPATCHABLE'],
+          401: ['AUTH_KIT_UNAUTHORIZED'],
+          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+          422: ['AUTH_KIT_NO_EMAIL_ADDRESS'],
+          429: ['AUTH_KIT_RESEND_TOO_SOON'],
+          503: ['AUTH_KIT_DELIVERY_FAILED'],
+        }),
+      },
+    },
+    primary: {
+      ...auth,
+      operationId: 'setPrimaryMethod',
+      summary: 'Make an active method the primary',
+      description: 'The primary is the method a login starts with. '
+        + (o.updatePrimaryMethodRequirePrimaryCode ? '`primary_code`: a code (or backup code) of the current primary. ' : 'No code needed (updatePrimaryMethodRequirePrimaryCode is off). ')
+        + gated,
+      body: Type.Object({
+        method: MethodName,
+        primary_code: o.updatePrimaryMethodRequirePrimaryCode ? CodeInput : Type.Optional(CodeInput),
+      }, { ...strict, examples: [{ method: example, primary_code: '123456' }] }),
+      response: {
+        200: namedResponse(Detail, 'The method is the primary.', { detail: 'Updated primary MFA method.' }),
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION'],
+          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+          403: ['AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
+          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
+        }),
       },
     },
     backupCodes: {
       ...auth,
-      summary: 'New backup codes for an active method (the old ones stop working)',
-      body: Type.Object({ method: MethodName, code: CodeInput }, strict),
+      operationId: 'regenerateBackupCodes',
+      summary: 'New backup codes for an active method',
+      description: `The method's earlier backup codes stop working, and remembered devices are forgotten. ${gated} Sent with \`Cache-Control: no-store\`.`,
+      body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: example, code: '123456' }] }),
       response: {
-        200: Type.Object({ backup_codes: BackupCodes }),
-        400: errorResponse(['FST_ERR_VALIDATION']),
-        401: unauthorized,
-        403: errorResponse(['AUTH_KIT_INVALID_CODE']),
-        404: errorResponse(['AUTH_KIT_METHOD_NOT_FOUND']),
-        429: locked,
+        200: Type.Object({ backup_codes: BackupCodes }, { description: 'The new backup codes, shown once.', examples: [{ backup_codes: EXAMPLE_BACKUP_CODES }] }),
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION'],
+          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+          403: ['AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
+          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
+        }),
+      },
+    },
+    deactivate: {
+      ...auth,
+      operationId: 'deactivateMethod',
+      summary: 'Deactivate a method that is not the primary',
+      description: `\`code\`: the method's own code (or one of its backup codes). Remembered devices are forgotten. ${gated}`,
+      body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: names.includes('email') ? 'email' : example, code: '123456' }] }),
+      response: {
+        200: namedResponse(Detail, 'The method is inactive.', { detail: 'Deactivated MFA method.' }),
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION'],
+          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+          403: ['AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
+          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
+        }),
+      },
+    },
+    delete: {
+      ...auth,
+      operationId: 'deleteMethod',
+      summary: 'Delete a method',
+      description: 'A method that is not active is deleted without a code. '
+        + (o.deleteActiveMethodRequireCode ? 'An active method needs `code`, one of its codes (missing or wrong: 403 AUTH_KIT_INVALID_CODE). ' : 'No code needed (deleteActiveMethodRequireCode is off). ')
+        + `Deleting the primary promotes the active method created first. Remembered devices are forgotten. ${gated}`,
+      body: Type.Object({ method: MethodName, code: Type.Optional(CodeInput) }, { ...strict, examples: [{ method: example, code: '123456' }] }),
+      response: {
+        204: Type.Null({ description: 'Deleted.' }),
+        ...errorResponses({
+          400: ['FST_ERR_VALIDATION'],
+          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+          403: ['AUTH_KIT_ACTIVE_METHOD_PROTECTED', 'AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
+          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
+        }),
       },
     },
   }

@@ -1,4 +1,4 @@
-export { authKitMfa, authKitMfa as default } from './plugin.js'
+export { authKitMfa, authKitMfa as default, type AuthKitUserRecord, type AuthKitRequestFields } from './plugin.js'
 export type { AuthKitOptions } from './options.js'
 export { MfaHandler, type MfaHandlerClass, type MethodState, type HandlerSettings } from './handlers/base.js'
 export { AppHandler } from './handlers/app.js'

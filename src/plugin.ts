@@ -1,32 +1,55 @@
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, RouteOptions } from 'fastify'
 import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { resolveOptions, type AuthKitOptions } from './options.js'
 import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
-import { AuthKitCore, decoratorOf, type AuthKitDecorator, type SessionRow } from './core.js'
+import { AuthKitCore, decoratorOf, type AuthKitDecorator, type SessionRow as AuthKitSession } from './core.js'
 import { componentSchemas } from '../schemas/index.js'
+import { BEARER_DESCRIPTION, DOCUMENT_TAGS, documentDescription, orderPathsBySession } from './docs.js'
 import { loginRoutePlugin } from './routes/login.js'
 import { methodRoutePlugin } from './routes/methods.js'
 import type { AuthKitUser } from './users.js'
+
+/**
+ * What `app.authKit.authenticate` puts on `request.user`: the record the user
+ * store returns. A host adds its store's fields by merging this interface:
+ * `declare module 'fastify-auth-kit' { interface AuthKitUserRecord { phone: string } }`.
+ */
+export interface AuthKitUserRecord extends AuthKitUser {}
+
+/**
+ * The plugin's part of `FastifyRequest`, inherited rather than declared, so that
+ * a host's own @fastify/jwt can declare `request.user` too (two declarations of
+ * one property must be identical, TS2717; an own property only has to fit the
+ * inherited one). Such a host types the user through @fastify/jwt's `FastifyJWT`
+ * as an `AuthKitUserRecord` (README, "Protecting your own routes").
+ */
+export interface AuthKitRequestFields {
+  /** Set by `app.authKit.authenticate`: the user store's record. */
+  user: AuthKitUserRecord
+  /** Authentication methods of the access token: ["pwd"] or ["pwd", "mfa"]. */
+  authKitAmr?: string[]
+  /** The session of the access token (its `sid`), set by `app.authKit.authenticate`; `authTime` in milliseconds. */
+  authKitSession?: AuthKitSession
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     authKit: AuthKitDecorator
   }
-  interface FastifyRequest {
-    /** Set by `app.authKit.authenticate`: the user store's record. */
-    user: AuthKitUser
-    /** Authentication methods of the access token: ["pwd"] or ["pwd", "mfa"]. */
-    authKitAmr?: string[]
-    /** The session of the access token (set by `app.authKit.authenticate`). */
-    authKitSession?: SessionRow
-  }
+  interface FastifyRequest extends AuthKitRequestFields {}
 }
 
 const API_VERSION = '0.1.0'
 const BEARER_SCHEME = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } as const
+/**
+ * @fastify/swagger-ui's own `staticCSP: true` refuses inline style attributes,
+ * which Swagger UI's React components set: the console shows a CSP error. Inline
+ * styles are allowed (never inline scripts); images may be data: URLs (the QR code).
+ */
+const SWAGGER_UI_CSP = "default-src 'self'; base-uri 'self'; font-src 'self' data:; frame-ancestors 'self'; img-src 'self' data: blob:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'"
 
 /**
  * In a host's own document: the routes name the `bearerAuth` scheme, which the
@@ -56,17 +79,20 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
     await scope.register(swagger, {
       openapi: {
         openapi: '3.0.3',
-        info: { title: 'fastify-auth-kit', description: 'Multi-factor authentication API.', version: API_VERSION },
-        tags: [
-          { name: 'login', description: 'Two-step login, tokens and the account.' },
-          { name: 'methods', description: 'MFA methods of the logged-in user.' },
-        ],
-        components: { securitySchemes: { bearerAuth: BEARER_SCHEME } },
+        info: { title: 'fastify-auth-kit', description: documentDescription(options, core.registry.list()), version: API_VERSION },
+        tags: DOCUMENT_TAGS,
+        components: { securitySchemes: { bearerAuth: { ...BEARER_SCHEME, description: BEARER_DESCRIPTION } } },
       },
       // Component names from each schema's $id, not def-0, def-1, …
       refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+      transformObject: (document) => orderPathsBySession('openapiObject' in document ? document.openapiObject : document.swaggerObject),
     })
-    await scope.register(swaggerUi, { routePrefix: options.docs.routePrefix, staticCSP: true })
+    await scope.register(swaggerUi, {
+      routePrefix: options.docs.routePrefix,
+      // A reload keeps the pasted token (in the browser's localStorage).
+      uiConfig: { persistAuthorization: true, displayRequestDuration: true },
+      staticCSP: SWAGGER_UI_CSP,
+    })
   }
 
   await scope.register(async (routes) => {
@@ -101,6 +127,11 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
   }, { prefix: options.prefix })
 }
 
+/** Whether a route runs the plugin's authentication before its handler. */
+function guardedByAuthKit (route: RouteOptions, authenticate: unknown): boolean {
+  return [route.onRequest, route.preValidation, route.preHandler].flat().some((hook) => hook === authenticate)
+}
+
 const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   const options = resolveOptions(rawOptions)
   const { db, owned } = await openDatabase(options.database)
@@ -126,7 +157,15 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   })
   // With the host's own @fastify/swagger, the routes join its document.
   const hostSwagger = app.hasDecorator('swagger')
-  if (hostSwagger) for (const schema of componentSchemas(core.registry.list())) app.addSchema(schema)
+  if (hostSwagger) {
+    for (const schema of componentSchemas(core.registry.list())) app.addSchema(schema)
+    // The host's own routes behind authenticate show the padlock in its document
+    // (README, "Protecting your own routes"); a `security` of the host's own stands.
+    app.addHook('onRoute', (route) => {
+      if (!guardedByAuthKit(route, core.authenticate) || route.schema?.security !== undefined) return
+      route.schema = { ...route.schema, security: [{ bearerAuth: [] }] }
+    })
+  }
   await app.register(authKitScope, { core, hostSwagger })
 }
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { loginRoutes as s } from '../../schemas/login.js'
+import { loginRouteSchemas as s } from '../../schemas/login.js'
 import { type AuthKitCore, requestContext } from '../core.js'
 import { bothSlashes } from './route.js'
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { createdMethod, methodRoutes } from '../../schemas/methods.js'
+import { createdMethod, methodRouteSchemas } from '../../schemas/methods.js'
 import { type AuthKitCore, requestContext } from '../core.js'
 import { AMR_TWO_STEP } from '../services/tokens.js'
 import { AuthKitErrors } from '../errors.js'
@@ -18,7 +18,7 @@ interface MethodRouteAccess {
 /** Method management: SPEC section 3, "Methods". Every route needs auth. */
 export async function methodRoutePlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
   const { mfa } = core.options
-  const s = methodRoutes({
+  const s = methodRouteSchemas({
     setupSchemas: core.registry.classes().map((cls) => ({ name: cls.NAME, schema: cls.setupDataSchema })),
     deleteActiveMethodRequireCode: mfa.deleteActiveMethodRequireCode,
     updatePrimaryMethodRequirePrimaryCode: mfa.updatePrimaryMethodRequirePrimaryCode,
