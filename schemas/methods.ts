@@ -107,7 +107,7 @@ export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteNa
       response: {
         200: {
           description: 'The QR code (SVG). Sent with `Cache-Control: no-store`.',
-          content: { 'image/svg+xml': { schema: { type: 'string', description: 'An SVG document.' } } },
+          content: { 'image/svg+xml': { schema: { type: 'string', description: 'An SVG document.' }, example: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 37 37">…</svg>' } },
         },
         ...errorResponses({
           400: ['FST_ERR_VALIDATION'],

@@ -49,17 +49,6 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
       return reply.code(204).send()
     },
   })
-  bothSlashes(app, {
-    method: 'GET', url: '/devices/', schema: s.devices, onRequest: core.authenticate,
-    handler: async (request) => account.listDevices(String(request.user.id), request.authKitSession!),
-  })
-  bothSlashes(app, {
-    method: 'POST', url: '/devices/revoke/', schema: s.revokeDevice, onRequest: core.authenticate,
-    handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
-      await account.revokeDevice(requestContext(request), String(request.user.id), request.body.id)
-      return reply.code(204).send()
-    },
-  })
   if (core.options.registration) {
     bothSlashes(app, {
       method: 'POST', url: '/registration/', schema: s.registration,
@@ -72,6 +61,17 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
     })
   }
   if (!core.options.mfa.enabled) return
+  bothSlashes(app, {
+    method: 'GET', url: '/devices/', schema: s.devices, onRequest: core.authenticate,
+    handler: async (request) => account.listDevices(String(request.user.id), request.authKitSession!),
+  })
+  bothSlashes(app, {
+    method: 'POST', url: '/devices/revoke/', schema: s.revokeDevice, onRequest: core.authenticate,
+    handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
+      await account.revokeDevice(requestContext(request), String(request.user.id), request.body.id)
+      return reply.code(204).send()
+    },
+  })
   bothSlashes(app, {
     method: 'POST', url: '/login/verify/', schema: s.verify,
     handler: async (request: FastifyRequest<Body<{ ephemeral_token: string, code: string, remember_device?: boolean }>>) =>
