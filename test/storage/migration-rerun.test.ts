@@ -32,7 +32,7 @@ for (const dialect of dialects) {
     for (const allowed of stops) {
       const scratch = await dialect.create()
       if ('unavailable' in scratch) {
-        t.skip(`${dialect.name}: ${scratch.unavailable}`)
+        t.test(`${dialect.name} runs`, { skip: scratch.unavailable }, async () => {})
         return
       }
       t.test(`killed after ${allowed} DDL statements of 0001, the next start works`, async (t) => {
