@@ -1,4 +1,4 @@
-import { Kysely, Migrator, MysqlAdapter, MysqlDialect, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import { CompiledQuery, Kysely, Migrator, MysqlAdapter, MysqlDialect, PostgresDialect, SqliteDialect, sql } from 'kysely'
 import type { Database } from './types.js'
 import { migrations } from '../../migrations/index.js'
 import { AuthKitOptionsError } from '../errors.js'
@@ -46,7 +46,22 @@ export async function openDatabase (database: string | Kysely<any>): Promise<Ope
   if (database.startsWith('mysql://')) {
     const mysql = await importDriver<typeof import('mysql2') & { default?: typeof import('mysql2') }>('mysql2', 'mysql://')
     const createPool = mysql.default?.createPool ?? (mysql as any).createPool
-    return { db: new Kysely<Database>({ dialect: new MysqlDialect({ pool: createPool({ uri: database, supportBigNumbers: true, bigNumberStrings: false }) }) }), owned: true }
+    return {
+      db: new Kysely<Database>({
+        dialect: new MysqlDialect({
+          pool: createPool({ uri: database, supportBigNumbers: true, bigNumberStrings: false }),
+          // InnoDB's default, REPEATABLE READ, takes gap locks on every index
+          // range a statement scans, so two users' unrelated writes (a delete
+          // of rows that are not there, then an insert) deadlock each other.
+          // READ COMMITTED, PostgreSQL's default, locks only rows that exist:
+          // consistency comes from explicit row locks, the same on both.
+          onCreateConnection: async (connection) => {
+            await connection.executeQuery(CompiledQuery.raw('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'))
+          },
+        }),
+      }),
+      owned: true,
+    }
   }
   throw new AuthKitOptionsError('database', `must be "sqlite:PATH", "sqlite::memory:", "postgres://…", "mysql://…" or a Kysely instance (got "${database.split(':')[0]}:…")`)
 }
