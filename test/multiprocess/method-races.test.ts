@@ -33,6 +33,8 @@ interface Race {
   name: string
   rounds: number
   requests: (a: TwoMethodAccount) => Array<[string, Record<string, string>]>
+  /** Answers no serial order of the two requests can give, if any. */
+  impossible?: (answers: Answer[]) => string | undefined
 }
 
 // Every code sent is right when sent: app backup codes for the app (the
@@ -42,6 +44,8 @@ const races: Race[] = [
     name: 'primary → email against deactivate email (issue 9, fault 1)',
     rounds: 6,
     requests: (a) => [['/mfa/primary/', { method: 'email', primary_code: a.appBackup.pop()! }], ['/mfa/deactivate/', { method: 'email', code: a.emailBackup.pop()! }]],
+    // Primary first: email is primary and cannot be deactivated (403). Deactivate first: email is not active (404).
+    impossible: ([primary, deactivate]) => primary.status === 200 && deactivate.status === 200 ? 'both 200: email made primary and deactivated' : undefined,
   },
   {
     name: 'primary → email against delete email',
@@ -80,6 +84,8 @@ for (const dialect of serverDialects) {
           const state = await checkRule1(t, cluster, account, `round ${round + 1}`)
           outcomes.push(`[${tally(answers)} → ${state}]`)
           t.notOk(answers.some((a) => a.status >= 500 || a.status === 0), `round ${round + 1}: no 500`)
+          const impossible = race.impossible?.(answers)
+          t.equal(impossible, undefined, `round ${round + 1}: the answers match one order of the two requests`)
         }
         t.comment(`rule 1 (one active primary, login asks a second step): ${race.rounds} rounds of 2 parallel requests on 2 processes (${requests} requests): ${outcomes.join(' ')}`)
       })
