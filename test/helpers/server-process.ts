@@ -45,6 +45,7 @@ export interface ServerSettings {
   smtpTimeout?: number
   /** JSON-serialisable plugin options (the handlers are always app and email). */
   options?: Partial<AuthKitOptions>
+  rateLimit?: { redis: string, max: number, timeWindow: number, nameSpace: string }
 }
 
 function childEnv (settings: ServerSettings): NodeJS.ProcessEnv {
