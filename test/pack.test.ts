@@ -38,9 +38,10 @@ t.test('installed from the tarball, it works by its name', async (t) => {
   const project = join(scratch, 'project')
   rmSync(project, { recursive: true, force: true })
   await run('mkdir', ['-p', project])
+  // better-sqlite3 is an optional peer dependency: a SQLite host installs it itself.
   // npm 11 runs a dependency's install script only if the project approves it.
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module', allowScripts: { 'better-sqlite3': true } }, null, 2))
-  await npm(['install', '--no-audit', '--no-fund', '--prefer-offline', join(scratch, packed.filename), 'fastify@5'], project)
+  await npm(['install', '--no-audit', '--no-fund', '--prefer-offline', join(scratch, packed.filename), 'fastify@5', 'better-sqlite3'], project)
   t.ok(existsSync(join(project, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node')), "better-sqlite3's install script built it")
 
   copyFileSync(join(root, 'test/fixtures/pack/consumer.mjs'), join(project, 'consumer.mjs'))

@@ -1,4 +1,4 @@
-import { Kysely, Migrator, MysqlDialect, PostgresDialect } from 'kysely'
+import { CompiledQuery, Kysely, Migrator, MysqlAdapter, MysqlDialect, PostgresDialect, sql } from 'kysely'
 import { SqliteFileDialect } from './sqlite.js'
 import type { Database } from './types.js'
 import { migrations } from '../../migrations/index.js'
@@ -10,10 +10,27 @@ export interface OpenDatabase {
   owned: boolean
 }
 
+/**
+ * The drivers are optional peer dependencies (SPEC section 8): a host installs
+ * the one its database needs. One that is missing fails registration with the
+ * package to install, not a bare "Cannot find module" from deep inside.
+ */
+async function importDriver<T> (name: string, scheme: string): Promise<T> {
+  try {
+    return await import(name) as T
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(`'${name}'`)) {
+      throw new AuthKitOptionsError('database', `is a ${scheme} URL, which needs the "${name}" package: install it with \`npm install ${name}\``)
+    }
+    throw err
+  }
+}
+
 export async function openDatabase (database: string | Kysely<any>): Promise<OpenDatabase> {
   if (typeof database !== 'string') return { db: database as Kysely<Database>, owned: false }
   if (database.startsWith('sqlite:')) {
-    const { default: SQLite } = await import('better-sqlite3')
+    const { default: SQLite } = await importDriver<{ default: typeof import('better-sqlite3') }>('better-sqlite3', 'sqlite:')
     const path = database.slice('sqlite:'.length)
     const sqlite = new SQLite(path === '' ? ':memory:' : path)
     // WAL and a busy wait let several processes share one file.
@@ -22,15 +39,30 @@ export async function openDatabase (database: string | Kysely<any>): Promise<Ope
     return { db: new Kysely<Database>({ dialect: new SqliteFileDialect(sqlite, path) }), owned: true }
   }
   if (/^postgres(ql)?:\/\//.test(database)) {
-    const pg = await import('pg')
+    const pg = await importDriver<typeof import('pg') & { default?: typeof import('pg') }>('pg', 'postgres://')
     const Pool = pg.default?.Pool ?? (pg as any).Pool
     // BIGINT arrives from pg as a string; every BIGINT here is a millisecond time, safe as a number.
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: new Pool({ connectionString: database }) }) }), owned: true }
   }
   if (database.startsWith('mysql://')) {
-    const mysql = await import('mysql2')
+    const mysql = await importDriver<typeof import('mysql2') & { default?: typeof import('mysql2') }>('mysql2', 'mysql://')
     const createPool = mysql.default?.createPool ?? (mysql as any).createPool
-    return { db: new Kysely<Database>({ dialect: new MysqlDialect({ pool: createPool({ uri: database, supportBigNumbers: true, bigNumberStrings: false }) }) }), owned: true }
+    return {
+      db: new Kysely<Database>({
+        dialect: new MysqlDialect({
+          pool: createPool({ uri: database, supportBigNumbers: true, bigNumberStrings: false }),
+          // InnoDB's default, REPEATABLE READ, takes gap locks on every index
+          // range a statement scans, so two users' unrelated writes (a delete
+          // of rows that are not there, then an insert) deadlock each other.
+          // READ COMMITTED, PostgreSQL's default, locks only rows that exist:
+          // consistency comes from explicit row locks, the same on both.
+          onCreateConnection: async (connection) => {
+            await connection.executeQuery(CompiledQuery.raw('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'))
+          },
+        }),
+      }),
+      owned: true,
+    }
   }
   throw new AuthKitOptionsError('database', `must be "sqlite:PATH", "sqlite::memory:", "postgres://…", "mysql://…" or a Kysely instance (got "${database.split(':')[0]}:…")`)
 }
@@ -63,4 +95,33 @@ export async function migrateToLatest (db: Kysely<any>): Promise<void> {
     const failed = results?.find((r) => r.status === 'Error')
     throw new Error(`fastify-auth-kit: migration ${failed?.migrationName ?? ''} failed: ${String((error as Error).message ?? error)}`)
   }
+  await useBinaryUtf8mb4(db)
+}
+
+/**
+ * MySQL and MariaDB give a new table the database's default character set,
+ * which may be latin1 or utf8mb3 (no emoji: a 500) with a collation that folds
+ * case and accents (so "ádmin" would be "admin"). Identifiers are compared as
+ * the plugin folds them, never as the database does (rule 11), so every
+ * auth_kit_ table is made utf8mb4 with the binary collation here, after the
+ * migrations: this covers tables any later migration creates with a plain
+ * createTable, and converts nothing twice. An advisory lock keeps several
+ * processes starting at once from converting one table together.
+ */
+export async function useBinaryUtf8mb4 (db: Kysely<any>): Promise<void> {
+  if (!(db.getExecutor().adapter instanceof MysqlAdapter)) return
+  await db.connection().execute(async (conn) => {
+    await sql`SELECT GET_LOCK('auth_kit_charset', 60)`.execute(conn)
+    try {
+      const { rows } = await sql<{ name: string }>`
+        SELECT TABLE_NAME AS name FROM information_schema.TABLES
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'
+          AND TABLE_NAME LIKE 'auth\\_kit\\_%' AND (TABLE_COLLATION IS NULL OR TABLE_COLLATION <> 'utf8mb4_bin')`.execute(conn)
+      for (const { name } of rows) {
+        await sql`ALTER TABLE ${sql.table(name)} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`.execute(conn)
+      }
+    } finally {
+      await sql`SELECT RELEASE_LOCK('auth_kit_charset')`.execute(conn)
+    }
+  })
 }
