@@ -102,6 +102,22 @@ texts.register(app, '/dev/sms')
 
 // A route of the host's own, behind the plugin's authentication.
 app.get('/api/hello', { preHandler: app.authKit.authenticate, schema: { hide: true } }, async (request) => ({ hello: request.user.username }))
+// A sensitive action: a second factor checked within the last five minutes (step-up).
+app.post('/api/demo-action', { preHandler: app.authKit.requireMfa({ maxAge: 300 }), schema: { hide: true } }, async () => ({ done: true }))
+
+// Support staff's tools behind a guard of the host's own. The demo's guard is a
+// header with a token printed at startup; a real host checks its own admin role.
+const adminToken = randomBytes(16).toString('base64url')
+const adminOnly = async (request: { headers: Record<string, unknown> }) => {
+  if (request.headers['x-admin-token'] !== adminToken) throw Object.assign(new Error('Admins only.'), { statusCode: 403 })
+}
+app.get<{ Params: { id: string } }>('/admin/users/:id/methods', { preHandler: adminOnly, schema: { hide: true } }, async (request) => app.authKit.admin.listMethods(request.params.id))
+for (const action of ['resetMfa', 'unlock', 'revokeSessions'] as const) {
+  app.post<{ Params: { id: string } }>(`/admin/users/:id/${action}`, { preHandler: adminOnly, schema: { hide: true } }, async (request, reply) => {
+    await app.authKit.admin[action](request.params.id)
+    return reply.code(204).send()
+  })
+}
 app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/api/docs'))
 
 const port = Number(process.env.PORT ?? 3000)
@@ -110,3 +126,4 @@ await app.listen({ port, host: '127.0.0.1' })
 app.log.info(`Swagger UI:        ${base}/api/docs`)
 app.log.info(`Mail outbox (dev): ${base}/dev/outbox`)
 app.log.info(`SMS outbox (dev):  ${base}/dev/sms`)
+app.log.info(`Admin routes:      ${base}/admin/users/:id/{methods,resetMfa,unlock,revokeSessions} with header x-admin-token: ${adminToken}`)

@@ -127,3 +127,17 @@ t.test('startLogin: a host\'s own way in gets exactly what POST /login/ answers,
   const setup = (await app.inject({ method: 'GET', url: '/oauth/callback?login=must_enrol' })).json()
   t.equal(setup.mfa_setup_required, true, 'required enrolment applies too')
 })
+
+t.test('examples/oauth-callback.ts: the fake OAuth callback gets the second step for an MFA user', async (t) => {
+  const { buildOAuthExample } = await import('../../examples/oauth-callback.js')
+  const app = await buildOAuthExample()
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  const first = (await app.inject({ method: 'GET', url: `/oauth/callback?email=${user.username}@example.com` })).json()
+  t.equal(first.mfa_enabled, false, 'no method yet: tokens')
+  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
+  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secretOf(created.body.setup_data.qr_link), Date.now()) }, user.access)
+  const second = (await app.inject({ method: 'GET', url: `/oauth/callback?email=${user.username}@example.com` })).json()
+  t.equal(second.mfa_enabled, true, 'an MFA user gets the challenge')
+  t.type(second.ephemeral_token, 'string')
+})
