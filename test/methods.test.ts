@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { AppHandler } from '../src/index.js'
-import { buildApp, get, manualClock, newUser, post, secretOf, totp, userWithApp } from './helpers/app.js'
+import { buildApp, expectError, get, manualClock, newUser, post, secretOf, totp, userWithApp } from './helpers/app.js'
 import { SecondAppHandler, type Clock, enableTotp, startLogin, stepUp, svgIsQrCodeOf, wrongCode } from './helpers/flows.js'
 
 class ThirdAppHandler extends AppHandler {
@@ -366,9 +366,7 @@ t.test('POST /mfa/delete/ with the default policies', async (t) => {
   // wrong code would be.
   t.test('an active method without a code is a 403 AUTH_KIT_INVALID_CODE', async (t) => {
     const user = await userWithApp(app, clock)
-    const res = await post(app, '/mfa/delete/', { method: 'app' }, user.access)
-    t.equal(res.status, 403)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_CODE')
+    expectError(t, await post(app, '/mfa/delete/', { method: 'app' }, user.access), 403, 'AUTH_KIT_INVALID_CODE')
     t.equal((await methodsOf(app, user.access)).app.is_active, true)
   })
 

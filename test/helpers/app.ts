@@ -32,6 +32,22 @@ export async function get (app: FastifyInstance, url: string, access?: string) {
   return { status: res.statusCode, body: res.body === '' ? undefined : res.json(), headers: res.headers }
 }
 
+/**
+ * An error answer as SPEC section 4 has it: `status`, Fastify's envelope with the same
+ * `statusCode`, and `code`. One helper for every test file (issue 10, item 5).
+ */
+export function expectError (
+  t: { equal: (found: unknown, wanted: unknown, message: string) => unknown },
+  res: { status: number, body?: any },
+  status: number,
+  code: string,
+  label = `${status} ${code}`,
+): void {
+  t.equal(res.status, status, label)
+  t.equal(res.body?.statusCode, status, `${label}: statusCode in the envelope`)
+  t.equal(res.body?.code, code, label)
+}
+
 let counter = 0
 /** Registers a fresh user and logs in (one step: no MFA yet). */
 export async function newUser (app: FastifyInstance, name?: string) {
