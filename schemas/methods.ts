@@ -23,6 +23,7 @@ export const BackupCodes = Type.Array(Type.String(), {
 
 const EXAMPLE_BACKUP_CODES = ['7KQM-2XHD-9RTA-4VNB', 'C3WE-8PJZ-5YGF-1SKM']
 const EXAMPLE_QR_LINK = 'otpauth://totp/My%20App:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=My%20App&algorithm=SHA1&digits=6&period=30'
+const EXAMPLE_QR_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29" shape-rendering="crispEdges"><path d="M0 0h7v7H0z"/></svg>'
 const EXAMPLE_SETUP_DATA: Record<string, unknown> = {
   app: { qr_link: EXAMPLE_QR_LINK, qr_code: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=' },
 }
@@ -107,7 +108,7 @@ export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteNa
       response: {
         200: {
           description: 'The QR code (SVG). Sent with `Cache-Control: no-store`.',
-          content: { 'image/svg+xml': { schema: { type: 'string', description: 'An SVG document.' }, example: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 37 37">…</svg>' } },
+          content: { 'image/svg+xml': { schema: { type: 'string', description: 'An SVG document.' }, example: EXAMPLE_QR_SVG } },
         },
         ...errorResponses({
           400: ['FST_ERR_VALIDATION'],
