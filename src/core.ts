@@ -114,12 +114,21 @@ export class AuthKitCore {
     if (maxAge !== null && (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0)) {
       throw new TypeError(`fastify-auth-kit: requireMfa({ maxAge }) takes whole seconds or null (got ${String(maxAge)})`)
     }
-    return async (request, reply) => {
+    const guard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
       await this.authenticate(request, reply)
       const session = request.authKitSession!
       const fresh = maxAge === null || this.options.now() - session.authTime <= maxAge * 1000
       if (!session.amr.includes(AMR_MFA) || !fresh) throw stepUpRequired(reply, maxAge ?? undefined)
     }
+    this.stepUpGuards.add(guard)
+    return guard
+  }
+
+  private readonly stepUpGuards = new WeakSet<object>()
+
+  /** Whether `hook` is a preHandler made by `requireMfa` (it authenticates too). */
+  isStepUpGuard (hook: unknown): boolean {
+    return typeof hook === 'function' && this.stepUpGuards.has(hook)
   }
 
   /**

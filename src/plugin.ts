@@ -128,8 +128,8 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
 }
 
 /** Whether a route runs the plugin's authentication before its handler. */
-function guardedByAuthKit (route: RouteOptions, authenticate: unknown): boolean {
-  return [route.onRequest, route.preValidation, route.preHandler].flat().some((hook) => hook === authenticate)
+function guardedByAuthKit (route: RouteOptions, core: AuthKitCore): boolean {
+  return [route.onRequest, route.preValidation, route.preHandler].flat().some((hook) => hook === core.authenticate || core.isStepUpGuard(hook))
 }
 
 const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
@@ -162,7 +162,7 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
     // The host's own routes behind authenticate show the padlock in its document
     // (README, "Protecting your own routes"); a `security` of the host's own stands.
     app.addHook('onRoute', (route) => {
-      if (!guardedByAuthKit(route, core.authenticate) || route.schema?.security !== undefined) return
+      if (!guardedByAuthKit(route, core) || route.schema?.security !== undefined) return
       route.schema = { ...route.schema, security: [{ bearerAuth: [] }] }
     })
   }

@@ -520,9 +520,11 @@ t.test("a host's own route behind authenticate is marked protected in the host's
   app.get('/orders', { preHandler: app.authKit.authenticate }, async () => [])
   app.get('/public-with-own-security', { onRequest: [app.authKit.authenticate], schema: { security: [] } }, async () => [])
   app.get('/health', async () => ({ ok: true }))
+  app.post('/transfer', { preHandler: app.authKit.requireMfa({ maxAge: 300 }) }, async () => ({ ok: true }))
   await app.ready()
   const doc = app.swagger() as any
   t.same(doc.paths['/orders'].get.security, [{ bearerAuth: [] }], 'behind authenticate: the padlock')
+  t.same(doc.paths['/transfer'].post.security, [{ bearerAuth: [] }], 'behind requireMfa: the padlock too')
   t.same(doc.paths['/public-with-own-security'].get.security, [], "the host's own security stands")
   t.notOk(doc.paths['/health'].get.security, 'a public route stays public')
   await t.resolves(SwaggerParser.validate(structuredClone(doc)))
