@@ -5,6 +5,9 @@ import { startServer, tally, type ServerProcess } from '../helpers/server-proces
 import { startSmtp } from '../helpers/smtp.js'
 import { dialects } from '../helpers/dialects.js'
 
+// Real processes on a shared 2-core machine: minutes under load, not the runner's default 120 s.
+t.setTimeout(10 * 60 * 1000)
+
 // README "Scaling out": per-IP request limits with @fastify/rate-limit on its
 // Redis store. Two server processes on one database and one Redis share one
 // limit: a client spreading its requests over both gets `max` in all, not
