@@ -3,12 +3,14 @@ import {
   PASSWORD, appAccount, backupCodeIds, serverDialects, startLogin, tally, uniqueName, withCluster, wrongCodeCount, type Answer,
 } from '../helpers/server-process.js'
 
+// Real processes on a shared 2-core machine: minutes under load, not the runner's default 120 s.
+t.setTimeout(10 * 60 * 1000)
+
 // Rules 2, 5, 11 and 13 across processes: one account per identifier under
 // concurrent registrations, and every failure counter shared through the
 // database, so wrong guesses spread over processes get no more tries than
 // the limits.
 
-t.setTimeout(5 * 60 * 1000)
 
 const MAX_PER_TOKEN = 3
 const LOCKOUT = 8
@@ -17,9 +19,9 @@ const count = (answers: Answer[], code: string) => answers.filter((a) => a.body?
 const wrong = () => String(100000 + Math.floor(Math.random() * 900000))
 
 for (const dialect of serverDialects) {
-  await withCluster(t, dialect, 2, { mfa: { maxAttemptsPerToken: MAX_PER_TOKEN, lockoutThreshold: LOCKOUT } }, async (t, cluster) => {
+  await withCluster(t, dialect, 2, { mfa: { maxAttemptsPerToken: MAX_PER_TOKEN, lockoutThreshold: LOCKOUT, backupCodes: { count: 4 } } }, async (t, cluster) => {
     t.test('a username and another account\'s email, registered at once: one account per identifier (rule 11, issue 9 fault 3)', async (t) => {
-      const rounds = 4
+      const rounds = 3
       const outcomes: string[] = []
       for (let round = 0; round < rounds; round++) {
         const identifier = `${uniqueName('x')}@mail.test`

@@ -4,6 +4,9 @@ import {
   type Answer, type Cluster,
 } from '../helpers/server-process.js'
 
+// Real processes on a shared 2-core machine: minutes under load, not the runner's default 120 s.
+t.setTimeout(10 * 60 * 1000)
+
 // Rules 2, 3, 4 and 10: every single-use secret is used once, even when the
 // same secret reaches several server processes at once. Each check sends its
 // requests round robin over the processes, all in flight together.
@@ -18,7 +21,7 @@ async function attempts (cluster: Cluster, account: Parameters<typeof startLogin
 }
 
 for (const dialect of serverDialects) {
-  await withCluster(t, dialect, 3, { mfa: { resendCooldown: 1 } }, async (t, cluster) => {
+  await withCluster(t, dialect, 3, { mfa: { resendCooldown: 1, backupCodes: { count: 8 } } }, async (t, cluster) => {
     t.test('one backup code, verified at once on every process: exactly one login', async (t) => {
       const account = await appAccount(cluster.at(0))
       const code = account.appBackup.pop()!
@@ -27,7 +30,7 @@ for (const dialect of serverDialects) {
       t.comment(`backup code used once: ${PARALLEL} parallel verifies over ${cluster.servers.length} processes → ${tally(answers)}`)
       t.equal(wins(answers), 1, 'exactly one verify succeeds (rule 4)')
       t.same(answers.filter((a) => a.status !== 200).map((a) => a.body?.code), Array(PARALLEL - 1).fill('AUTH_KIT_INVALID_CODE'), 'the others are wrong codes')
-      t.equal((await backupCodeIds(cluster.db, account.id, 'app')).length, 8, 'one code spent here, one at setup: 8 left')
+      t.equal((await backupCodeIds(cluster.db, account.id, 'app')).length, 6, 'one code spent here, one at setup: 6 of 8 left')
     })
 
     t.test('one TOTP step, verified at once on every process: exactly one login', async (t) => {
@@ -66,7 +69,7 @@ for (const dialect of serverDialects) {
       t.comment(`ephemeral token used once: ${PARALLEL} parallel verifies with ${PARALLEL} right backup codes → ${tally(answers)}`)
       t.equal(wins(answers), 1, 'exactly one verify succeeds (rule 2)')
       t.same(answers.filter((a) => a.status !== 200).map((a) => a.body?.code), Array(PARALLEL - 1).fill('AUTH_KIT_INVALID_EPHEMERAL_TOKEN'), 'the others find the attempt used')
-      t.equal((await backupCodeIds(cluster.db, account.id, 'app')).length, 8, 'only the winner spent a backup code (rule 8)')
+      t.equal((await backupCodeIds(cluster.db, account.id, 'app')).length, 6, 'only the winner and the setup login spent a backup code (rule 8)')
     })
 
     t.test('one refresh token, rotated at once on every process: one new pair, and it works', async (t) => {

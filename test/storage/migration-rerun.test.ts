@@ -5,6 +5,9 @@ import { openDatabase } from '../../src/db/connect.js'
 import { buildApp, get, newUser, post } from '../helpers/app.js'
 import { dialects } from '../helpers/dialects.js'
 
+// Real processes on a shared 2-core machine: minutes under load, not the runner's default 120 s.
+t.setTimeout(10 * 60 * 1000)
+
 // A process killed during the very first migration: on MySQL/MariaDB DDL is
 // not transactional, so some tables stay behind while the migration is not
 // recorded. The next start must run it again and end with a working

@@ -5,6 +5,9 @@ import { migrateAuthKit } from '../../src/index.js'
 import { buildApp, post } from '../helpers/app.js'
 import { mysqlDatabaseWithCharset, mysqlQuery } from '../helpers/scratch.js'
 
+// Real processes on a shared 2-core machine: minutes under load, not the runner's default 120 s.
+t.setTimeout(10 * 60 * 1000)
+
 // Rule 11 on MySQL/MariaDB: whatever the database's default character set,
 // the plugin's tables hold any Unicode (emoji too) without a 500, and the
 // database's collation never folds case or accents: identifiers are compared
