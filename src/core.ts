@@ -95,7 +95,9 @@ export class AuthKitCore {
     if (session === null || user === null || user === undefined) throw new AuthKitErrors.Unauthorized()
     request.user = withoutPasswordHash(user)
     request.authKitAmr = claims.amr
-    request.authKitSession = session
+    // What a route may trust is what this token says: an older token of a
+    // session that later stepped up still carries only what it was issued with.
+    request.authKitSession = { ...session, amr: claims.amr, authTime: claims.authTime * 1000 }
   }
 
   /** preHandler for the host's routes: a finished login's token, or 401; a setup-only token is 403. */

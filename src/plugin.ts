@@ -31,7 +31,10 @@ export interface AuthKitRequestFields {
   user: AuthKitUserRecord
   /** Authentication methods of the access token: ["pwd"] or ["pwd", "mfa"]. */
   authKitAmr?: string[]
-  /** The session of the access token (its `sid`), set by `app.authKit.authenticate`; `authTime` in milliseconds. */
+  /**
+   * The session of the access token (its `sid`), set by `app.authKit.authenticate`;
+   * `amr` and `authTime` (milliseconds) are the token's own claims.
+   */
   authKitSession?: AuthKitSession
 }
 

@@ -137,3 +137,13 @@ t.test('GET /mfa/qr/ serves the pending method\'s QR code as an SVG image, and 4
   t.equal(after.body.code, 'AUTH_KIT_METHOD_NOT_FOUND')
   t.equal((await get(app, '/mfa/qr/?method=nope', up.body.access)).status, 400, 'an unknown method name')
 })
+
+t.test('an older password-only token of a session that stepped up still meets the gate', async (t) => {
+  const user = await userWithStaleToken()
+  const up = await post(app, '/login/step-up/', { code: await totp(user.secret, clock.now()) }, user.access)
+  t.equal(up.status, 200)
+  const old = await post(app, '/mfa/backup-codes/', { method: 'app', code: user.backupCodes[0] }, user.access)
+  t.equal(old.status, 401, 'the token, not its session, must carry mfa')
+  t.equal(old.body.code, 'AUTH_KIT_STEP_UP_REQUIRED')
+  t.equal((await post(app, '/mfa/backup-codes/', { method: 'app', code: user.backupCodes[0] }, up.body.access)).status, 200)
+})
