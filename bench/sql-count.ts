@@ -1,0 +1,37 @@
+/**
+ * Debug runs only (BENCH_SQL_LOG=1): counts every SQL statement a server runs
+ * on better-sqlite3, by kind, by wrapping the driver's Statement methods, so
+ * the plugin's own connection (made in src/db/connect.ts) is counted as it is,
+ * with no change to the plugin. GET /__bench/sql returns the counts since the
+ * previous call.
+ */
+import SQLite from 'better-sqlite3'
+import type { FastifyInstance } from 'fastify'
+
+export interface SqlCounter {
+  route (app: FastifyInstance): void
+}
+
+export function installSqlCounter (): SqlCounter {
+  let counts: Record<string, number> = {}
+  const probe = new SQLite(':memory:')
+  const proto = Object.getPrototypeOf(probe.prepare('SELECT 1')) as Record<string, (...args: unknown[]) => unknown>
+  probe.close()
+  for (const method of ['run', 'get', 'all', 'iterate']) {
+    const original = proto[method]
+    proto[method] = function (this: { source: string }, ...args: unknown[]) {
+      const kind = /^\s*(\w+)/.exec(this.source)?.[1]?.toUpperCase() ?? '?'
+      counts[kind] = (counts[kind] ?? 0) + 1
+      return original.apply(this, args)
+    }
+  }
+  return {
+    route (app) {
+      app.get('/__bench/sql', async () => {
+        const result = counts
+        counts = {}
+        return result
+      })
+    },
+  }
+}
