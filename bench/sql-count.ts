@@ -14,6 +14,7 @@ export interface SqlCounter {
 
 export function installSqlCounter (): SqlCounter {
   let counts: Record<string, number> = {}
+  let inTransaction = false
   const probe = new SQLite(':memory:')
   const proto = Object.getPrototypeOf(probe.prepare('SELECT 1')) as Record<string, (...args: unknown[]) => unknown>
   probe.close()
@@ -22,6 +23,14 @@ export function installSqlCounter (): SqlCounter {
     proto[method] = function (this: { source: string }, ...args: unknown[]) {
       const kind = /^\s*(\w+)/.exec(this.source)?.[1]?.toUpperCase() ?? '?'
       counts[kind] = (counts[kind] ?? 0) + 1
+      // Commits: each write outside BEGIN…COMMIT commits on its own.
+      if (kind === 'BEGIN' || kind === 'SAVEPOINT') inTransaction = true
+      else if (kind === 'COMMIT' || kind === 'END' || kind === 'ROLLBACK' || kind === 'RELEASE') {
+        if (kind !== 'ROLLBACK') counts.commits = (counts.commits ?? 0) + 1
+        inTransaction = false
+      } else if (!inTransaction && (kind === 'INSERT' || kind === 'UPDATE' || kind === 'DELETE' || kind === 'REPLACE')) {
+        counts.commits = (counts.commits ?? 0) + 1
+      }
       return original.apply(this, args)
     }
   }
