@@ -9,15 +9,22 @@ interface CallFrame { functionName: string, url: string, lineNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame }
 interface CpuProfile { nodes: ProfileNode[], samples: number[], timeDeltas: number[] }
 
-const SQLITE_NATIVE = new Set(['prepare', 'run', 'get', 'all', 'iterate', 'exec', 'pragma', 'raw', 'pluck', 'expand', 'columns'])
+const SQLITE_RUN = new Set(['run', 'get', 'all', 'iterate', 'exec', 'pragma'])
+const SQLITE_PREPARE = new Set(['prepare', 'Statement'])
+const CRYPTO_NATIVE = new Set(['init', 'initiv', 'update', 'final', 'digest', 'Hmac', 'Hash', 'scrypt', 'setAAD', 'setAuthTag', 'getAuthTag', 'randomFillSync', 'timingSafeEqual'])
 
 export function areaOf (frame: CallFrame): string {
   const { url, functionName } = frame
   if (functionName === '(idle)') return 'idle'
   if (functionName === '(garbage collector)') return 'GC'
   if (functionName === '(program)') return 'V8 / native (program)'
-  if (/node_modules\/(better-sqlite3|kysely)\//.test(url) || (url === '' && SQLITE_NATIVE.has(functionName))) return 'SQLite / Kysely'
-  if (/node_modules\/(fast-jwt|otplib|@otplib|@noble|@scure)/.test(url) || url.startsWith('node:internal/crypto') || url === 'node:crypto') return 'crypto / JWT'
+  // Native frames have no url: better-sqlite3's methods (their time includes
+  // SQLite's own work and any sync to disk a commit waits for) and crypto.
+  if (url === '' && SQLITE_RUN.has(functionName)) return 'SQLite: running statements'
+  if ((url === '' && SQLITE_PREPARE.has(functionName)) || (/node_modules\/better-sqlite3\//.test(url) && functionName === 'prepare')) return 'SQLite: compiling statements'
+  if (/node_modules\/better-sqlite3\//.test(url)) return 'SQLite: running statements'
+  if (/node_modules\/kysely\//.test(url)) return 'Kysely: building queries'
+  if (/node_modules\/(fast-jwt|otplib|@otplib|@noble|@scure)/.test(url) || url.startsWith('node:internal/crypto') || url === 'node:crypto' || (url === '' && CRYPTO_NATIVE.has(functionName))) return 'crypto / JWT'
   if (/\/src\//.test(url) || /\/schemas\//.test(url) || /\/migrations\//.test(url)) return 'plugin code'
   if (/node_modules\/(fastify|@fastify|find-my-way|avvio|fast-json-stringify|ajv|fast-uri|light-my-request|pino|abstract-logging|secure-json-parse|fast-querystring|toad-cache|rfdc|process-warning)/.test(url)) return 'Fastify'
   if (url.startsWith('node:') || url === '') return 'node core'
@@ -59,8 +66,8 @@ export function summarizeProfile (file: string, topN = 20): ProfileSummary {
 
 export function formatProfile (summary: ProfileSummary): string {
   const lines = [`busy CPU time ${summary.totalMs.toFixed(0)} ms (idle left out), by area of self time:`]
-  for (const a of summary.areas) lines.push(`  ${a.area.padEnd(24)} ${(100 * a.share).toFixed(1).padStart(5)} %`)
+  for (const a of summary.areas) lines.push(`  ${a.area.padEnd(30)} ${(100 * a.share).toFixed(1).padStart(5)} %`)
   lines.push('top frames by self time:')
-  for (const t of summary.top) lines.push(`  ${(100 * t.share).toFixed(1).padStart(5)} %  ${t.area.padEnd(16)} ${t.frame}`)
+  for (const t of summary.top) lines.push(`  ${(100 * t.share).toFixed(1).padStart(5)} %  ${t.area.padEnd(28)} ${t.frame}`)
   return lines.join('\n')
 }

@@ -56,6 +56,13 @@ const CONNECTIONS = 10
 const speedArg = process.argv.indexOf('--speed')
 const SMALL_SPEED = speedArg > 0 ? Number(process.argv[speedArg + 1]) : 30
 const T0 = Date.now()
+/**
+ * What-if (`--synchronous normal`): both servers' SQLite connections with this
+ * synchronous setting instead of the plugin's own; the plugin then gets a
+ * Kysely instance the bench makes with the plugin's other pragmas.
+ */
+const syncArg = process.argv.indexOf('--synchronous')
+const SYNC_OVERRIDE = syncArg > 0 ? process.argv[syncArg + 1].toUpperCase() : undefined
 const TARGET_RATIOS: Record<string, number> = { verify: 0.8, mfa_list: 0.8, host_route: 0.8, login: 0.9, backup_verify: 0.8, refresh: 0.8, rss: 0.83, users_scale: 0.9 }
 
 function log (line: string): void { process.stderr.write(`${line}\n`) }
@@ -81,7 +88,7 @@ async function buildServers (): Promise<void> {
     }
   }
   for (const dir of ['src', 'schemas', 'migrations']) walk(dir)
-  for (const name of ['common.ts', 'seed.ts', 'baseline-store.ts', 'baseline-server.ts', 'plugin-server.ts', 'sql-count.ts']) files.push(join(ROOT, 'bench', name))
+  for (const name of ['common.ts', 'seed.ts', 'baseline-store.ts', 'baseline-server.ts', 'plugin-server.ts', 'sql-count.ts', 'profiler.ts']) files.push(join(ROOT, 'bench', name))
   rmSync(BUILD, { recursive: true, force: true })
   await build({ entryPoints: files, outbase: ROOT, outdir: BUILD, format: 'esm', platform: 'node', target: 'node20', bundle: false, logLevel: 'warning' })
 }
@@ -388,7 +395,9 @@ async function prepareSqlite (): Promise<{ pragmas: Record<string, string | numb
   ])
   await seededSqlite('plugin', small, join(DATA, 'plugin-small.db'))
   log(`databases ready in ${((Date.now() - started) / 1000).toFixed(0)} s (${CONFIG.users.toLocaleString('en')} and ${CONFIG.smallUsers.toLocaleString('en')} users)`)
-  return { pragmas: await pluginSqlitePragmas(), big, small }
+  const pragmas = await pluginSqlitePragmas()
+  if (SYNC_OVERRIDE !== undefined) pragmas.synchronous = SYNC_OVERRIDE
+  return { pragmas, big, small }
 }
 
 async function bench (): Promise<void> {
@@ -408,9 +417,10 @@ async function bench (): Promise<void> {
   const servers: Server[] = []
   let sampler: NodeJS.Timeout | undefined
   try {
-    servers.push(await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}` }, new UserPool(big.users, 1)))
+    const override: Record<string, string> = SYNC_OVERRIDE === undefined ? {} : { BENCH_SQLITE_PRAGMAS: JSON.stringify(pragmas) }
+    servers.push(await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}`, ...override }, new UserPool(big.users, 1)))
     servers.push(await startServer('baseline/sqlite', 'baseline', { BENCH_DB: join(DATA, 'baseline-big.db'), BENCH_PRAGMAS: JSON.stringify(pragmas) }, new UserPool(big.users, 1)))
-    const smallServer = await startServer('plugin/sqlite 1k', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-small.db')}` }, new UserPool(small.users, small.attemptsPerUser, SMALL_SPEED))
+    const smallServer = await startServer('plugin/sqlite 1k', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-small.db')}`, ...override }, new UserPool(small.users, small.attemptsPerUser, SMALL_SPEED))
     servers.push(smallServer)
     if (pgPlan !== undefined) servers.push(await startServer('plugin/postgres', 'plugin', { BENCH_DATABASE: PG_URL }, new UserPool(pgPlan.users, 1)))
     const main = servers.filter((s) => s !== smallServer)
@@ -441,7 +451,7 @@ async function bench (): Promise<void> {
     // --- the table ---
     const out: string[] = []
     out.push(`fastify-auth-kit bench ${QUICK ? '(quick)' : '(full)'} · ${new Date().toISOString().slice(0, 16)}Z · ${machine()}`)
-    out.push(`autocannon ${CONNECTIONS} connections over HTTP on 127.0.0.1; ${CONFIG.rounds} interleaved rounds after a warm-up; SQLite pragmas of the plugin (mirrored by the baseline): ${Object.entries(pragmas).map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    out.push(`autocannon ${CONNECTIONS} connections over HTTP on 127.0.0.1; ${CONFIG.rounds} interleaved rounds after a warm-up; ${SYNC_OVERRIDE === undefined ? 'SQLite pragmas of the plugin (mirrored by the baseline)' : `WHAT-IF: both servers at synchronous=${SYNC_OVERRIDE}, the plugin on a Kysely instance the bench made; pragmas`}: ${Object.entries(pragmas).map(([k, v]) => `${k}=${v}`).join(' ')}`)
     out.push(`users: ${big.users.toLocaleString('en')} (SQLite)${pgPlan === undefined ? '' : `, ${pgPlan.users.toLocaleString('en')} (PostgreSQL)`}; backup codes per user: ${CONFIG.codesPerUser}`)
     out.push('')
     out.push(`${'target'.padEnd(14)} ${'server'.padEnd(18)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'requests'.padStart(9)} ${'peak RSS'.padStart(9)}`)
@@ -503,25 +513,29 @@ async function sqlCount (): Promise<void> {
   }
 }
 
-/** node --cpu-prof of the plugin server while autocannon drives verify. */
+/** The V8 CPU profile of the plugin server while autocannon drives verify (start-up left out). */
 async function profile (): Promise<void> {
   await buildServers()
-  const { big } = await prepareSqlite()
+  const { pragmas, big } = await prepareSqlite()
   pinSelf()
   const dir = join(DATA, 'profile')
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
-  const server = await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}` }, new UserPool(big.users, 1), ['--cpu-prof', '--cpu-prof-dir', dir])
+  const override: Record<string, string> = SYNC_OVERRIDE === undefined ? {} : { BENCH_SQLITE_PRAGMAS: JSON.stringify(pragmas) }
+  const server = await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}`, BENCH_PROFILE_DIR: dir, ...override }, new UserPool(big.users, 1))
+  let file: string
+  let rate: number
   try {
-    await runBlock(server, 'verify', 2)
+    await collectAccessTokens(server, 20)
+    await runBlock(server, 'verify', 3)
+    await fetch(`${server.url}/__bench/profile/start`, { method: 'POST' })
     const block = await runBlock(server, 'verify', QUICK ? 10 : 20)
-    log(`verify under the profiler: ${(block.requests / block.seconds).toFixed(0)} req/s`)
+    file = ((await (await fetch(`${server.url}/__bench/profile/stop`, { method: 'POST' })).json()) as { file: string }).file
+    rate = block.requests / block.seconds
   } finally {
     await stopServer(server)
   }
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
-  if (file === undefined) throw new Error('no profile written')
-  process.stdout.write(`profile ${relative(ROOT, join(dir, file))} (plugin verify, ${CONFIG.users.toLocaleString('en')} users):\n${formatProfile(summarizeProfile(join(dir, file)))}\n`)
+  process.stdout.write(`CPU profile ${relative(ROOT, file)}: plugin verify under load (${CONFIG.users.toLocaleString('en')} users, ${rate.toFixed(0)} req/s while profiled, synchronous=${pragmas.synchronous}):\n${formatProfile(summarizeProfile(file))}\n`)
 }
 
 try {
