@@ -507,6 +507,13 @@ async function sqlCount (): Promise<void> {
         lines.push(`  ${target.padEnd(14)} ${server.name.padEnd(16)} ${(total / N).toFixed(1).padStart(5)} statements, ${(commits / N).toFixed(1)} commits  (${Object.entries(kinds).map(([k, v]) => `${k} ${(v / N).toFixed(1)}`).join(', ')})`)
       }
     }
+    for (const server of servers) {
+      const request = requestFor(server, 'verify') as any
+      const req = request.setupRequest({ ...request })
+      await fetch(`${server.url}${req.path}`, { method: req.method, headers: req.headers, body: req.body })
+      const { sources } = await (await fetch(`${server.url}/__bench/sql?sources=1`)).json() as { sources: string[] }
+      lines.push(`one verify on ${server.name}, in order:`, ...sources.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s}`))
+    }
     process.stdout.write(`${lines.join('\n')}\n`)
   } finally {
     await Promise.all(servers.map(stopServer))
