@@ -172,10 +172,18 @@ async function postgresReachable (): Promise<boolean> {
   }
 }
 
-/** The pragmas the plugin's own SQLite connection ends up with, read from src/db/connect.ts at work. */
+/**
+ * The pragmas the plugin's own SQLite connection ends up with, read from
+ * src/db/connect.ts at work, on a file that is already in WAL mode when it is
+ * opened, as the bench's files are (and a production file after its first
+ * start): better-sqlite3 is built with SQLITE_DEFAULT_WAL_SYNCHRONOUS=1, so
+ * such a connection gets synchronous=NORMAL, while the very first connection
+ * to a new file, switched to WAL after opening, keeps FULL.
+ */
 async function pluginSqlitePragmas (): Promise<Record<string, string | number>> {
   const probe = join(DATA, 'pragma-probe.db')
   for (const suffix of ['', '-wal', '-shm']) rmSync(`${probe}${suffix}`, { force: true })
+  await (await openDatabase(`sqlite:${probe}`)).db.destroy()
   const { db } = await openDatabase(`sqlite:${probe}`)
   const out: Record<string, string | number> = {}
   for (const name of ['journal_mode', 'synchronous', 'busy_timeout', 'cache_size', 'mmap_size', 'temp_store', 'wal_autocheckpoint', 'foreign_keys']) {
