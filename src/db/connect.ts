@@ -34,7 +34,13 @@ export async function openDatabase (database: string | Kysely<any>): Promise<Ope
     const path = database.slice('sqlite:'.length)
     const sqlite = new SQLite(path === '' ? ':memory:' : path)
     // WAL and a busy wait let several processes share one file.
-    if (path !== ':memory:' && path !== '') sqlite.pragma('journal_mode = WAL')
+    // WAL lets several processes share one file. With WAL, synchronous NORMAL
+    // syncs at checkpoints rather than at every commit: a power cut may lose the
+    // last commits, never corrupt the file (README, "Databases").
+    if (path !== ':memory:' && path !== '') {
+      sqlite.pragma('journal_mode = WAL')
+      sqlite.pragma('synchronous = NORMAL')
+    }
     sqlite.pragma('busy_timeout = 5000')
     return { db: new Kysely<Database>({ dialect: new SqliteFileDialect(sqlite, path) }), owned: true }
   }

@@ -1,0 +1,49 @@
+/**
+ * Debug runs only (BENCH_SQL_LOG=1): counts every SQL statement a server runs
+ * on better-sqlite3, by kind, by wrapping the driver's Statement methods, so
+ * the plugin's own connection (made in src/db/connect.ts) is counted as it is,
+ * with no change to the plugin. GET /__bench/sql returns the counts since the
+ * previous call (?sources=1: the statements' text instead).
+ */
+import SQLite from 'better-sqlite3'
+import type { FastifyInstance } from 'fastify'
+
+export interface SqlCounter {
+  route (app: FastifyInstance): void
+}
+
+export function installSqlCounter (): SqlCounter {
+  let counts: Record<string, number> = {}
+  let inTransaction = false
+  let sources: string[] = []
+  const probe = new SQLite(':memory:')
+  const proto = Object.getPrototypeOf(probe.prepare('SELECT 1')) as Record<string, (...args: unknown[]) => unknown>
+  probe.close()
+  for (const method of ['run', 'get', 'all', 'iterate']) {
+    const original = proto[method]
+    proto[method] = function (this: { source: string }, ...args: unknown[]) {
+      const kind = /^\s*(\w+)/.exec(this.source)?.[1]?.toUpperCase() ?? '?'
+      counts[kind] = (counts[kind] ?? 0) + 1
+      if (sources.length < 100) sources.push(this.source.replace(/\s+/g, ' ').slice(0, 160))
+      // Commits: each write outside BEGIN…COMMIT commits on its own.
+      if (kind === 'BEGIN' || kind === 'SAVEPOINT') inTransaction = true
+      else if (kind === 'COMMIT' || kind === 'END' || kind === 'ROLLBACK' || kind === 'RELEASE') {
+        if (kind !== 'ROLLBACK') counts.commits = (counts.commits ?? 0) + 1
+        inTransaction = false
+      } else if (!inTransaction && (kind === 'INSERT' || kind === 'UPDATE' || kind === 'DELETE' || kind === 'REPLACE')) {
+        counts.commits = (counts.commits ?? 0) + 1
+      }
+      return original.apply(this, args)
+    }
+  }
+  return {
+    route (app) {
+      app.get('/__bench/sql', async (request) => {
+        const result = (request.query as { sources?: string }).sources === '1' ? { sources } : counts
+        counts = {}
+        sources = []
+        return result
+      })
+    },
+  }
+}
