@@ -69,6 +69,7 @@ export class AuthKitCore {
     this.login = new LoginService({
       db, keyring, users: this.users, registry: this.registry, codes, methods: this.methods, tokens: this.tokens, events: this.events, now,
       throttle: new LoginThrottleService(db, keyring, this.users, options.login, this.events, now),
+      onUserGone: async (userId) => this.account.forgetGoneUser(userId),
       settings: { mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken, required: mfa.required, trustedDeviceDays: mfa.trustedDeviceDays },
     })
     this.account = new AccountService({ db, tokens: this.tokens, methods: this.methods, events: this.events, now })
@@ -91,7 +92,15 @@ export class AuthKitCore {
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
     const claims = match === null ? null : this.tokens.verifyAccess(match[1])
     if (claims === null) throw new AuthKitErrors.Unauthorized()
-    const [session, user] = await Promise.all([this.tokens.liveSession(claims), this.users.findById(claims.sub)])
+    let session, user
+    try {
+      [session, user] = await Promise.all([this.tokens.liveSession(claims), this.users.findById(claims.sub)])
+    } catch (err) {
+      // A host's error handler would send the database's or the store's own words: log them, answer plainly.
+      request.log.error({ err }, 'fastify-auth-kit: authentication failed unexpectedly')
+      throw new AuthKitErrors.Internal()
+    }
+    if (session !== null && (user === null || user === undefined)) await this.account.forgetGoneUser(claims.sub)
     if (session === null || user === null || user === undefined) throw new AuthKitErrors.Unauthorized()
     request.user = withoutPasswordHash(user)
     request.authKitAmr = claims.amr

@@ -24,6 +24,8 @@ export const AuthKitErrors = {
   LoginThrottled: createError('AUTH_KIT_LOGIN_THROTTLED', 'Too many wrong passwords from this address. Try again later.', 429),
   TooManyAttempts: createError('AUTH_KIT_TOO_MANY_ATTEMPTS', 'Too many wrong codes. Try again later.', 429),
   ResendTooSoon: createError('AUTH_KIT_RESEND_TOO_SOON', 'A code was sent moments ago. Try again later.', 429),
+  // A server fault whose own text (a database's, a user store's) stays in the log.
+  Internal: createError('AUTH_KIT_INTERNAL_ERROR', 'Something went wrong on the server.', 500),
   DeliveryFailed: createError('AUTH_KIT_DELIVERY_FAILED', 'The code could not be delivered. Try again later.', 503),
   // Not a contract code: a user whose store gives no address cannot use a method that mails.
   NoEmailAddress: createError('AUTH_KIT_NO_EMAIL_ADDRESS', 'The account has no email address for this method.', 422),

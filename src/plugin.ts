@@ -119,6 +119,8 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
       }
       return reply.send(error)
     })
+    // An unknown path under the prefix is answered here, so it too carries no-store.
+    routes.setNotFoundHandler(async (request, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `Route ${request.method}:${request.url.split('?')[0]} not found` }))
     // Tokens, codes, secrets and QR links must not sit in any cache.
     routes.addHook('onSend', async (_request, reply, payload) => {
       reply.header('Cache-Control', 'no-store')

@@ -111,16 +111,28 @@ export function dummyPasswordHash (): Promise<string> {
   return dummyHash
 }
 
-/** Keys a user record may hold a password hash under; never handed to routes or handlers (rule 7). */
-const PASSWORD_KEYS = /^(password|passwd|pass_?hash|password_?hash|hashed_?password|password_?digest|encrypted_?password)$/i
+/** Keys a user record may hold a password hash (or its salt) under; never handed to routes or handlers (rule 7). */
+const PASSWORD_KEYS = /^(password|passwd|pwd|pass)([_-]?(hash|digest|salt))?$|^(hashed|encrypted|crypted)[_-]?(password|passwd|pwd)$|^(hash|salt|password[_-]?hash[_-]?salt)$/i
+/** How deep nested records (a `credentials` object, say) are searched. */
+const SCRUB_DEPTH = 4
+
+function scrub (value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== 'object' || depth > SCRUB_DEPTH) return value
+  if (Array.isArray(value)) return value.map((item) => scrub(item, depth + 1))
+  if (value instanceof Date || Buffer.isBuffer(value)) return value
+  const copy: Record<string, unknown> = {}
+  for (const [key, inner] of Object.entries(value)) if (!PASSWORD_KEYS.test(key)) copy[key] = scrub(inner, depth + 1)
+  return copy
+}
 
 /**
- * The record without any password-hash field (rule 7), for `request.user`
- * and a handler's `this.user`. The record itself when it holds none.
+ * The record as plain data without any password-hash field, at any depth
+ * (rule 7), for `request.user` and a handler's `this.user`. A record with a
+ * `toJSON()` (an ORM model) is taken as what it serializes to, so a hash kept
+ * in the model's internals cannot come back when a route returns the user.
  */
 export function withoutPasswordHash<U extends AuthKitUser> (user: U): U {
-  if (!Object.keys(user).some((key) => PASSWORD_KEYS.test(key))) return user
-  const copy: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(user)) if (!PASSWORD_KEYS.test(key)) copy[key] = value
-  return copy as U
+  const record = user as unknown as { toJSON?: () => unknown }
+  const data = typeof record.toJSON === 'function' ? record.toJSON() : user
+  return scrub(data, 0) as U
 }

@@ -50,6 +50,11 @@ export class LoginAttemptRepository {
     await this.db.updateTable('auth_kit_login_attempt').set({ method }).where('id', '=', id).where('used_at', 'is', null).execute()
   }
 
+  /** Every live attempt of the user stops working (the user is gone, rule 12). */
+  async killAllOf (userId: string, now: number): Promise<void> {
+    await this.db.updateTable('auth_kit_login_attempt').set({ used_at: now }).where('user_id', '=', userId).where('used_at', 'is', null).execute()
+  }
+
   /** The user's attempts that have expired: nothing refers to them any more. */
   async purgeExpired (userId: string, now: number): Promise<void> {
     await this.db.deleteFrom('auth_kit_login_attempt').where('user_id', '=', userId).where('expires_at', '<=', now).execute()

@@ -84,6 +84,14 @@ export class SessionRepository {
     return ids
   }
 
+  /** Ends every live session of the user whose `amr` lacks `mfa`, but `keep`; the ids ended. */
+  async revokeWithoutMfa (userId: string, now: number, keep: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('auth_kit_session').select(['id', 'amr']).where('user_id', '=', userId).where('revoked_at', 'is', null).where('id', '!=', keep).execute()
+    const ids = rows.filter((r) => !r.amr.split(' ').includes('mfa')).map((r) => r.id)
+    if (ids.length > 0) await this.db.updateTable('auth_kit_session').set({ revoked_at: now }).where('id', 'in', ids).execute()
+    return ids
+  }
+
   /** Sessions that expired or were revoked long enough ago that no token of theirs can come back. */
   async purgeDead (userId: string, before: number): Promise<void> {
     await this.db.deleteFrom('auth_kit_session').where('user_id', '=', userId)

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { loginRouteSchemas as s } from '../../schemas/login.js'
 import { type AuthKitCore, requestContext } from '../core.js'
 import { bothSlashes } from './route.js'
@@ -8,6 +8,9 @@ type Body<T> = { Body: T }
 /** Login, tokens, sessions and devices: SPEC section 3, "Login". */
 export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
   const { login, tokens, account, users } = core
+  // Ending sessions or forgetting devices needs a second factor once the user
+  // has one: a password-only login cannot sign out the user's stronger ones.
+  const gated = [core.authenticate, async (request: FastifyRequest, reply: FastifyReply) => core.requireSecondFactorForChanges(request, reply)]
   bothSlashes(app, {
     method: 'POST', url: '/login/', schema: s.login,
     handler: async (request: FastifyRequest<Body<{ username: string, password: string, device_token?: string }>>) =>
@@ -16,7 +19,11 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
   bothSlashes(app, {
     method: 'POST', url: '/token/refresh/', schema: s.refresh,
     handler: async (request: FastifyRequest<Body<{ refresh: string }>>) => {
-      const { userId: _userId, ...issued } = await tokens.refresh(request.body.refresh, async (id) => (await users.findById(id)) != null)
+      const { userId: _userId, ...issued } = await tokens.refresh(request.body.refresh, async (id) => {
+        if ((await users.findById(id)) != null) return true
+        await account.forgetGoneUser(id)
+        return false
+      })
       return issued
     },
   })
@@ -36,14 +43,14 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
     handler: async (request) => account.listSessions(String(request.user.id), request.authKitSession!),
   })
   bothSlashes(app, {
-    method: 'POST', url: '/sessions/revoke/', schema: s.revokeSession, onRequest: core.authenticate,
+    method: 'POST', url: '/sessions/revoke/', schema: s.revokeSession, onRequest: gated,
     handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
       await account.revokeSession(requestContext(request), String(request.user.id), request.body.id)
       return reply.code(204).send()
     },
   })
   bothSlashes(app, {
-    method: 'POST', url: '/sessions/revoke-others/', schema: s.revokeOtherSessions, onRequest: core.authenticate,
+    method: 'POST', url: '/sessions/revoke-others/', schema: s.revokeOtherSessions, onRequest: gated,
     handler: async (request, reply) => {
       await account.revokeOtherSessions(requestContext(request), String(request.user.id), request.authKitSession!)
       return reply.code(204).send()
@@ -66,7 +73,7 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
     handler: async (request) => account.listDevices(String(request.user.id), request.authKitSession!),
   })
   bothSlashes(app, {
-    method: 'POST', url: '/devices/revoke/', schema: s.revokeDevice, onRequest: core.authenticate,
+    method: 'POST', url: '/devices/revoke/', schema: s.revokeDevice, onRequest: gated,
     handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
       await account.revokeDevice(requestContext(request), String(request.user.id), request.body.id)
       return reply.code(204).send()

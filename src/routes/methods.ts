@@ -57,8 +57,8 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
     method: 'POST', url: '/mfa/confirm/', schema: s.confirm,
     handler: async (request) => {
       const ctx = requestContext(request)
-      await methods.confirm(ctx, request.user, request.body.method, request.body.code ?? '')
       const session = request.authKitSession!
+      await methods.confirm(ctx, request.user, request.body.method, request.body.code ?? '', session.id)
       if (!session.setupOnly) return { detail: 'Activated MFA method.' }
       // Enrolment finished with a setup-only token: the setup session ends and a full one begins.
       const userId = String(request.user.id)

@@ -4,6 +4,7 @@ import { inUserLock } from '../db/user-lock.js'
 import { TrustedDeviceRepository } from '../repositories/devices.js'
 import { MethodRepository } from '../repositories/methods.js'
 import { UserLockRepository } from '../repositories/user-locks.js'
+import { LoginAttemptRepository } from '../repositories/login-attempts.js'
 import type { SessionRow } from '../repositories/sessions.js'
 import type { MethodService, MethodSummary } from './methods.js'
 import type { TokenService } from './tokens.js'
@@ -105,11 +106,24 @@ export class AccountService {
   }
 
   /**
-   * Ends every session of the user: refresh tokens and access tokens stop
-   * working at once. Call it when the host deletes or disables a user.
+   * Ends every session of the user and forgets their remembered devices:
+   * refresh tokens, access tokens and device tokens stop working at once.
+   * Call it when the host deletes or disables a user.
    */
   async revokeSessions (userId: string): Promise<void> {
     await this.props.tokens.endSessionsOf(userId)
+    await this.devices.revokeAllOf(userId)
     this.props.events.emit('session_revoked', ADMIN, userId)
+  }
+
+  /**
+   * Rule 12: the user store no longer returns this user. Every session,
+   * remembered device and login attempt of theirs ends for good, so nothing
+   * comes back if the store returns the user again.
+   */
+  async forgetGoneUser (userId: string): Promise<void> {
+    await this.props.tokens.endSessionsOf(userId)
+    await this.devices.revokeAllOf(userId)
+    await new LoginAttemptRepository(this.props.db).killAllOf(userId, this.props.now())
   }
 }

@@ -46,6 +46,8 @@ export interface LoginServiceProps {
   throttle: LoginThrottleService
   events: EventBus
   settings: LoginSettings
+  /** Called when a user the store no longer returns is met (rule 12). */
+  onUserGone: (userId: string) => Promise<void>
   now: () => number
 }
 
@@ -163,7 +165,10 @@ export class LoginService {
     if (attempt === undefined || !this.usable(attempt)) throw new AuthKitErrors.InvalidEphemeralToken()
     // Rule 12: an attempt of a user the store no longer returns is dead.
     const user = await this.props.users.findById(attempt.userId)
-    if (user === null || user === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
+    if (user === null || user === undefined) {
+      await this.props.onUserGone(attempt.userId)
+      throw new AuthKitErrors.InvalidEphemeralToken()
+    }
     return { attempt, user: withoutPasswordHash(user) }
   }
 

@@ -7,6 +7,8 @@ import { MethodRepository, type MethodRow } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import { SentCodeRepository } from '../repositories/sent-codes.js'
 import { TrustedDeviceRepository } from '../repositories/devices.js'
+import { SessionRepository } from '../repositories/sessions.js'
+import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { MfaHandler } from '../handlers/base.js'
 import type { CodeService } from './codes.js'
@@ -174,7 +176,13 @@ export class MethodService {
     return { method: name, backup_codes: shown, setup_data: setupData }
   }
 
-  async confirm (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<void> {
+  /**
+   * Activates a created method with its own code. When it is the user's first
+   * active method, every other session of theirs that has no second factor
+   * (`amr` without `mfa`) ends: a password-only login made before MFA was
+   * turned on does not outlive it. `sessionId`: the caller's session, kept.
+   */
+  async confirm (ctx: RequestContext, user: AuthKitUser, name: string, code: string, sessionId?: string): Promise<void> {
     const userId = String(user.id)
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
       const methods = new MethodRepository(tx.trx)
@@ -183,8 +191,14 @@ export class MethodService {
       if (row.isActive) throw new AuthKitErrors.MethodAlreadyActive()
       const verdict = await this.checkFactor(tx, user, row, code, { ownOnly: true })
       if (!verdict.right) return verdict
+      const first = (await this.activeMethods(userId, tx.trx)).length === 0
       await methods.activate(row.id, false)
       await this.settlePrimary(tx.trx, userId)
+      if (first) {
+        const now = this.props.now()
+        const ended = await new SessionRepository(tx.trx).revokeWithoutMfa(userId, now, sessionId ?? '')
+        for (const id of ended) await new RefreshTokenRepository(tx.trx).revokeFamily(id, now)
+      }
       return verdict
     })
     this.settle(ctx, userId, name, verdict)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createSigner, createVerifier, createDecoder } from 'fast-jwt'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { type Keyring, randomToken } from '../crypto.js'
+import { type Keyring, type KeySet, randomToken } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import { SessionRepository, type SessionRow } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
@@ -60,9 +60,25 @@ export class TokenService {
   constructor (private readonly props: { db: Kysely<Database>, keyring: Keyring, settings: TokenSettings, now: () => number }) {
     this.refreshTokens = new RefreshTokenRepository(props.db)
     this.sessions = new SessionRepository(props.db)
+    const key = props.keyring.current
+    this.signer = createSigner({ key: key.jwt, algorithm: 'HS256', kid: key.id })
   }
 
   private get now (): number { return this.props.now() }
+
+  /** Made once: signing always uses the newest key. */
+  private readonly signer: (payload: Record<string, unknown>) => string
+  private readonly verifiers = new Map<string, (token: string) => unknown>()
+
+  /** One verifier per key, made on first use. Expiry is checked against the plugin's clock, not here. */
+  private verifierFor (key: KeySet): (token: string) => unknown {
+    let verify = this.verifiers.get(key.id)
+    if (verify === undefined) {
+      verify = createVerifier({ key: key.jwt, algorithms: ['HS256'], ignoreExpiration: true, ignoreNotBefore: true })
+      this.verifiers.set(key.id, verify)
+    }
+    return verify
+  }
 
   /**
    * A new session and its tokens. `authTime` is milliseconds. `db` may be a
@@ -96,13 +112,13 @@ export class TokenService {
   accessFor (session: Pick<SessionRow, 'id' | 'userId' | 'amr' | 'authTime'>): AccessToken {
     const now = this.now
     const { accessTokenExpiry } = this.props.settings
-    const key = this.props.keyring.current
-    // iat and exp follow the plugin's clock (the `now` option).
-    const sign = createSigner({ key: key.jwt, algorithm: 'HS256', kid: key.id, clockTimestamp: now, expiresIn: accessTokenExpiry * 1000 })
-    const access = sign({
+    const iat = Math.floor(now / 1000)
+    // iat and exp follow the plugin's clock (the `now` option), so they are set here, not by the signer.
+    const access = this.signer({
       sub: session.userId, sid: session.id, amr: session.amr, auth_time: Math.floor(session.authTime / 1000), token_use: TOKEN_USE, jti: randomUUID(),
+      iat, exp: iat + accessTokenExpiry,
     })
-    return { access, access_expiration: new Date((Math.floor(now / 1000) + accessTokenExpiry) * 1000).toISOString() }
+    return { access, access_expiration: new Date((iat + accessTokenExpiry) * 1000).toISOString() }
   }
 
   private async newRefreshToken (session: SessionRow, db: Kysely<Database>): Promise<Pick<IssuedTokens, 'refresh' | 'refresh_expiration'>> {
@@ -121,8 +137,7 @@ export class TokenService {
       const { header } = decode(token) as { header: { kid?: string, alg?: string } }
       const key = typeof header.kid === 'string' ? this.props.keyring.byId(header.kid) : undefined
       if (key === undefined || header.alg !== 'HS256') return null
-      const verify = createVerifier({ key: key.jwt, algorithms: ['HS256'], ignoreExpiration: true, ignoreNotBefore: true })
-      const claims = verify(token) as Record<string, unknown>
+      const claims = this.verifierFor(key)(token) as Record<string, unknown>
       if (claims.token_use !== TOKEN_USE || typeof claims.sub !== 'string' || typeof claims.sid !== 'string' || typeof claims.exp !== 'number') return null
       if (claims.exp * 1000 <= this.now) return null
       const amr = Array.isArray(claims.amr) ? claims.amr.filter((x): x is string => typeof x === 'string') : []

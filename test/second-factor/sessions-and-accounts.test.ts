@@ -165,3 +165,119 @@ t.test('the password hash never reaches request.user', async (t) => {
   t.notMatch(me.body, /scrypt|password/i, 'no hash, under any name')
   t.equal(P, '/api/auth')
 })
+
+t.test('a user the store stops returning loses every session, attempt and device for good, even if the store returns them again', async (t) => {
+  const banned = new Set<string>()
+  const clock = manualClock()
+  const inner = await buildApp({ now: clock.now })
+  t.teardown(() => inner.close())
+  const base = inner.authKit.users
+  const store: UserStore<any> = {
+    findByLogin: async (login) => base.findByLogin(login),
+    findById: async (id) => (banned.has(id) ? null : base.findById(id)),
+    verifyPassword: async (u, p) => base.verifyPassword(u, p),
+    toPublic: (u) => base.toPublic(u),
+    emailOf: (u) => base.emailOf(u),
+    create: async (input) => base.create!(input),
+  }
+  const app = Fastify()
+  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false, now: clock.now } as AuthKitOptions)
+  app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => ({ id: request.user.id }))
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
+  const secret = secretOf(created.body.setup_data.qr_link)
+  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  clock.advance(30)
+  const step1 = await post(app, '/login/', { username: user.username, password: user.password })
+  const verified = await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: await totp(secret, clock.now()), remember_device: true })
+  clock.advance(30)
+  const pending = await post(app, '/login/', { username: user.username, password: user.password })
+
+  banned.add(user.id)
+  const me = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${verified.body.access}` } })
+  t.equal(me.statusCode, 401, 'met once while banned')
+  banned.delete(user.id)
+
+  const again = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${verified.body.access}` } })
+  t.equal(again.statusCode, 401, 'the access token stays dead when the store returns the user')
+  t.equal((await post(app, '/login/verify/', { ephemeral_token: pending.body.ephemeral_token, code: await totp(secret, clock.now()) })).status, 401, 'so does a login attempt started before')
+  const viaDevice = await post(app, '/login/', { username: user.username, password: user.password, device_token: verified.body.device_token })
+  t.equal(viaDevice.body.mfa_enabled, true, 'and the remembered device')
+})
+
+t.test('confirming the first method ends every other password-only session', async (t) => {
+  const clock = manualClock()
+  const app = await buildApp({ now: clock.now })
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  const attacker = await post(app, '/login/', { username: user.username, password: user.password })
+  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
+  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secretOf(created.body.setup_data.qr_link), clock.now()) }, user.access)
+  t.equal((await get(app, '/user/', attacker.body.access)).status, 401, 'the other password-only session ended')
+  t.equal((await post(app, '/token/refresh/', { refresh: attacker.body.refresh })).status, 401, 'and its refresh token')
+  t.equal((await get(app, '/user/', user.access)).status, 200, 'the confirming session stays')
+})
+
+t.test('a password-only token cannot end the sessions or forget the devices of a user with MFA', async (t) => {
+  const clock = manualClock()
+  const app = await buildApp({ now: clock.now })
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
+  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secretOf(created.body.setup_data.qr_link), clock.now()) }, user.access)
+  for (const [url, body] of [['/sessions/revoke-others/', {}], ['/sessions/revoke/', { id: 'x' }], ['/devices/revoke/', { id: 'x' }]] as const) {
+    const res = await post(app, url, body, user.access)
+    t.equal(res.status, 401, url)
+    t.equal(res.body.code, 'AUTH_KIT_STEP_UP_REQUIRED')
+  }
+})
+
+t.test('an ORM-shaped record or a nested hash never reaches request.user', async (t) => {
+  const inner = await buildApp()
+  t.teardown(() => inner.close())
+  const base = inner.authKit.users
+  // Shaped like an ORM model: the hash sits in its internals, toJSON gives the row.
+  const model = (row: Record<string, unknown>) => ({ dataValues: row, toJSON: () => ({ ...row, credentials: { passwordHash: 'SECRET_HASH', pwd_hash: 'SECRET_HASH' } }), ...row })
+  const store: UserStore<any> = {
+    findByLogin: async (login) => { const u = await base.findByLogin(login); return u == null ? u : model(u) },
+    findById: async (id) => { const u = await base.findById(id); return u == null ? u : model({ ...u, hash: 'SECRET_HASH', salt: 'SECRET_SALT' }) },
+    verifyPassword: async (u, p) => base.verifyPassword(u.dataValues, p),
+    toPublic: (u) => base.toPublic(u),
+    emailOf: (u) => base.emailOf(u),
+    create: async (input) => base.create!(input),
+  }
+  const app = Fastify()
+  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false } as AuthKitOptions)
+  app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => request.user)
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  const me = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${user.access}` } })
+  t.equal(me.statusCode, 200)
+  t.equal(me.json().id, user.id)
+  t.notMatch(me.body, /SECRET|scrypt/, 'no hash or salt, at any depth')
+})
+
+t.test('a host route\'s 500 from authentication carries no database or store text', async (t) => {
+  const inner = await buildApp()
+  t.teardown(() => inner.close())
+  const base = inner.authKit.users
+  let failing = false
+  const store: UserStore<any> = {
+    findByLogin: async (login) => base.findByLogin(login),
+    findById: async (id) => { if (failing) throw new Error('ECONNREFUSED 10.0.0.5:5432 SECRETDETAIL'); return base.findById(id) },
+    verifyPassword: async (u, p) => base.verifyPassword(u, p),
+    toPublic: (u) => base.toPublic(u),
+    emailOf: (u) => base.emailOf(u),
+    create: async (input) => base.create!(input),
+  }
+  const app = Fastify({ logger: false })
+  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false } as AuthKitOptions)
+  app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => ({ id: request.user.id }))
+  t.teardown(() => app.close())
+  const user = await newUser(app)
+  failing = true
+  const me = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${user.access}` } })
+  t.equal(me.statusCode, 500)
+  t.notMatch(me.body, /ECONNREFUSED|SECRETDETAIL|10\.0\.0\.5/)
+})
