@@ -343,6 +343,17 @@ t.test('with one-second access tokens', async (t) => {
     t.equal(storage.get(), null)
   })
 
+  t.test('a 401 after a successful refresh is thrown: one refresh per call, never a loop', async (t) => {
+    const first = await loggedInUser(baseUrl)
+    const frozen = first.storage.get()!
+    // A storage that drops every write: the retry still sends the expired token.
+    const recorder = recordingFetch()
+    const client = createAuthKitClient({ baseUrl, fetch: recorder.fetch, storage: { get: () => frozen, set: () => {} } })
+    await waitForExpiry()
+    t.match(await clientError(t, client.user()), { status: 401, code: 'AUTH_KIT_UNAUTHORIZED' })
+    t.same(recorder.calls, ['GET /api/auth/user/ 401', 'POST /api/auth/token/refresh/ 200', 'GET /api/auth/user/ 401'])
+  })
+
   t.test('logout after the access token expired sends the refresh token the automatic refresh rotated to', async (t) => {
     const { client, storage, calls } = await loggedInUser(baseUrl)
     await waitForExpiry()
@@ -351,6 +362,22 @@ t.test('with one-second access tokens', async (t) => {
     t.same(calls, ['POST /api/auth/logout/ 401', 'POST /api/auth/token/refresh/ 200', 'POST /api/auth/logout/ 204'])
     t.equal(storage.get(), null)
   })
+})
+
+t.test('with MFA required: the setup-only login, then confirm, whose full session is kept', async (t) => {
+  const { baseUrl } = await listeningServer(t, { mfa: { handlers: [AppHandler], totpValidWindow: 10, required: true } } as Partial<AuthKitOptions>)
+  const storage = recordingStorage()
+  const client = createAuthKitClient({ baseUrl, storage })
+  await client.register({ username: 'carol', email: 'carol@example.com', password: PASSWORD })
+  const login = await client.login({ username: 'carol', password: PASSWORD })
+  if (login.mfa_enabled !== false || !('mfa_setup_required' in login)) throw new Error('expected a setup-only login')
+  t.same(storage.get(), { access: login.access, access_expiration: login.access_expiration }, 'a setup-only token and no refresh token')
+  t.match(await clientError(t, client.sessions()), { status: 403, code: 'AUTH_KIT_MFA_SETUP_REQUIRED' })
+  const created = await client.createMethod({ method: 'app' })
+  const confirmed = await client.confirmMethod({ method: 'app', code: await authenticatorApp(created.setup_data.qr_link)() })
+  t.type(confirmed.refresh, 'string')
+  t.same(storage.get(), { access: confirmed.access, refresh: confirmed.refresh, access_expiration: confirmed.access_expiration, refresh_expiration: confirmed.refresh_expiration })
+  t.equal((await client.sessions()).length, 1, 'the full session works')
 })
 
 t.test('the built client imports nothing at run time outside its own folder', async (t) => {
