@@ -237,14 +237,15 @@ export function createAuthKitClient (options: AuthKitClientOptions) {
     /** `POST /mfa/backup-codes/`: the method's earlier backup codes stop working. */
     regenerateBackupCodes: (body: BackupCodesBody) => post<BackupCodesAnswer>('/mfa/backup-codes/', body, true),
     /**
-     * A request of the host's own (a full URL, or a path under `baseUrl`) with
+     * A request of the host's own (a relative URL is resolved against
+     * `baseUrl` as `new URL()` does: `/orders` is on its origin) with
      * the stored access token, the same refresh and step-up round trips, and
      * the last answer returned as it is. A body must be one that can be sent
      * twice (a string, not a stream).
      */
     fetch: (url: string | URL, init: RequestInit = {}): Promise<Response> => {
       const method = (init.method ?? 'GET').toUpperCase()
-      return exchange({ method, path: String(url), auth: true, init })
+      return exchange({ method, path: new URL(url, `${base}/`).href, auth: true, init })
     },
     /** The token storage, for reading whether a user is logged in. */
     storage,
