@@ -133,14 +133,16 @@ export function createAuthKitClient (options: AuthKitClientOptions) {
       const response = await attempt(request, tokens)
       if (!request.auth || response.status !== 401) return response
       const code = await codeOf(response)
+      let again = false
       if (code === 'AUTH_KIT_UNAUTHORIZED' && !refreshed && tokens?.refresh !== undefined) {
         refreshed = true
-        if (await refreshOnce(tokens)) continue
+        again = await refreshOnce(tokens)
       } else if (code === 'AUTH_KIT_STEP_UP_REQUIRED' && !steppedUp && allowStepUp && options.onStepUp !== undefined) {
         steppedUp = true
-        if (await stepUpFor(response)) continue
+        again = await stepUpFor(response)
       }
-      return response
+      if (!again) return response
+      await response.body?.cancel() // the answer is replaced: free its connection
     }
   }
 
