@@ -51,7 +51,7 @@ export interface MethodRouteOptions {
 export type MethodRouteName = 'list' | 'create' | 'qr' | 'confirm' | 'primary' | 'deactivate' | 'delete' | 'send' | 'backupCodes'
 
 /** Route schemas of SPEC section 3, "Methods", for the configured handlers. */
-export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteName, Record<string, unknown>> {
+export function methodRouteSchemas (o: MethodRouteOptions) {
   const setupVariants = o.setupSchemas.map(({ name, schema }) => ({ ...schema, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }))
   const names = o.setupSchemas.map(({ name }) => name)
   const createExamples = Object.fromEntries(o.setupSchemas.flatMap(({ name, schema }) => {
@@ -236,7 +236,7 @@ export function methodRouteSchemas (o: MethodRouteOptions): Record<MethodRouteNa
         }),
       },
     },
-  }
+  } satisfies Record<MethodRouteName, Record<string, unknown>>
 }
 
 export const methodSchemas = [MethodSummary]
