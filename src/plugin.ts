@@ -3,6 +3,10 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, RouteOptions } 
 import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { AjvCompiler } from '@fastify/ajv-compiler'
+import { STATUS_CODES } from 'node:http'
+import { ERROR_CODES } from '../schemas/common.js'
+
+const DOCUMENTED_CODES = new Set<string>(ERROR_CODES)
 import { resolveOptions, type AuthKitOptions } from './options.js'
 import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
 import { AuthKitCore, decoratorOf, type AuthKitDecorator, type SessionRow as AuthKitSession } from './core.js'
@@ -109,7 +113,8 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
     routes.setErrorHandler((error: FastifyError & { retryAfter?: number, wwwAuthenticate?: string }, _request, reply) => {
       if (typeof error.retryAfter === 'number') reply.header('Retry-After', String(error.retryAfter))
       if (typeof error.wwwAuthenticate === 'string') reply.header('WWW-Authenticate', error.wwwAuthenticate)
-      const status = error.statusCode ?? 500
+      // An error without a status (a host plugin's, e.g. a rate limit that set the reply's code first) keeps the reply's.
+      const status = error.statusCode ?? (reply.statusCode >= 400 ? reply.statusCode : 500)
       if (error.code === 'AUTH_KIT_DELIVERY_FAILED') {
         reply.log.warn({ cause: String((error as { deliveryError?: Error }).deliveryError?.message ?? '') }, 'fastify-auth-kit: code delivery failed')
       } else if (status >= 500) {
@@ -117,7 +122,11 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
         reply.log.error({ err: error }, 'fastify-auth-kit: unexpected error')
         return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'Something went wrong on the server.' })
       }
-      return reply.send(error)
+      if (typeof error.code === 'string' && DOCUMENTED_CODES.has(error.code)) return reply.send(error)
+      // Another plugin's error (a host's rate limit, say) has a code the documented
+      // error schema does not list: sent as it is, past the response serializer.
+      const envelope = { statusCode: status, code: error.code, error: (error as { error?: string }).error ?? STATUS_CODES[status] ?? 'Error', message: error.message }
+      return reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(envelope))
     })
     // An unknown path under the prefix is answered here, so it too carries no-store.
     routes.setNotFoundHandler(async (request, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `Route ${request.method}:${request.url.split('?')[0]} not found` }))
