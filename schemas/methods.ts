@@ -77,7 +77,7 @@ export function methodRouteSchemas (o: MethodRouteOptions) {
       ...auth,
       operationId: 'createMethod',
       summary: 'Set a method up (inactive until confirmed)',
-      description: 'Answers the method\'s backup codes (shown only here: keep them) and its setup data. For `app`, see the QR code as a picture at '
+      description: 'Answers the method\'s backup codes (shown only here: keep them) and its setup data. For `app`, see the QR code (an SVG image) at '
         + 'GET /mfa/qr/ and scan it with an authenticator app; methods that send codes send one now. Then confirm with POST /mfa/confirm/. '
         + `${gated} Sent with \`Cache-Control: no-store\`.`,
       body: Type.Object({ method: MethodName }, { ...strict, examples: [{ method: example }] }),
@@ -99,7 +99,7 @@ export function methodRouteSchemas (o: MethodRouteOptions) {
     qr: {
       ...auth,
       operationId: 'getMethodQr',
-      summary: 'The QR code of a method being set up, as a picture',
+      summary: 'The QR code of a method being set up, as an SVG image',
       description: 'The QR code of an authenticator-app method that is created (POST /mfa/) and not yet confirmed, as an SVG image: scan it, '
         + `then confirm with the app's code. 404 once the method is active, or for a method without a QR code. ${gated}`,
       querystring: Type.Object({

@@ -62,7 +62,7 @@ export function documentDescription (options: Pick<ResolvedOptions, 'prefix' | '
   const setUp = hasApp
     ? [
         `4. **Set up the authenticator app.** \`POST ${p}/mfa/\` with \`{"method": "app"}\`. Keep the \`backup_codes\`: they are shown only here, and each one logs you in once if the phone is lost.`,
-        `5. **See the QR code.** \`GET ${p}/mfa/qr/\` with \`method\` = \`app\`: the answer is a picture. Scan it with an authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …). `
+        `5. **See the QR code.** \`GET ${p}/mfa/qr/\` with \`method\` = \`app\`: the answer is the QR code as an SVG image (Swagger UI shows its markup; to see the picture, paste the \`qr_code\` of the previous answer, a \`data:\` URL, into the browser's address bar). Scan it with an authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …). `
           + '(The `qr_link` of the previous answer holds the same secret, for apps that take a link or a typed key.)',
         `6. **Confirm.** \`POST ${p}/mfa/confirm/\` with \`{"method": "app", "code": "<the 6 digits the app shows>"}\`. The method is now active and primary.`,
       ]
