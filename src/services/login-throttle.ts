@@ -4,7 +4,7 @@ import type { Database } from '../db/types.js'
 import type { Keyring } from '../crypto.js'
 import { LoginFailureRepository } from '../repositories/login-failures.js'
 import { isTransientConflict } from '../repositories/db-errors.js'
-import { loginKey, type UserStore } from '../users.js'
+import { loginKey, type AuthKitUser, type UserStore } from '../users.js'
 import { AuthKitErrors, withRetryAfter } from '../errors.js'
 import type { EventBus, RequestContext } from './events.js'
 
@@ -61,36 +61,38 @@ export class LoginThrottleService {
 
   /**
    * Counts this password check as a failure in advance, or answers 429 if the
-   * client or its address is past its limit. The login string is keyed as typed
-   * (normalized), known account or not, so the answer tells nothing about accounts.
+   * client or its address is past its limit. `user` is the account the login
+   * names (null when none): counts are per account, so its username and its
+   * email share one; a login that names no account is counted by its
+   * normalized text, the same way, so the answer tells nothing about accounts.
    */
-  async reserve (ctx: RequestContext, login: string): Promise<void> {
+  async reserve (ctx: RequestContext, login: string, user: AuthKitUser | null): Promise<void> {
     const now = this.now()
     await this.purge(now)
-    const { client, address } = this.keysOf(ctx, login)
+    const { client, address } = this.keysOf(ctx, login, user)
     let blockedUntil = await this.count(client, 'client', this.settings.maxFailuresPerClient, now)
     if (blockedUntil === null) {
       blockedUntil = await this.count(address, 'address', this.settings.maxFailuresPerAddress, now)
       if (blockedUntil !== null) await this.failures.giveBack(client)
     }
     if (blockedUntil === null) return
-    const user = await this.users.findByLogin(login)
-    this.events.emit('login_throttled', ctx, user === null || user === undefined ? null : String(user.id))
+    this.events.emit('login_throttled', ctx, user === null ? null : String(user.id))
     throw withRetryAfter(new AuthKitErrors.LoginThrottled(), (blockedUntil - now) / 1000)
   }
 
   /** A right password: the client's count starts over, and the address gets its check back. */
-  async passed (ctx: RequestContext, login: string): Promise<void> {
-    const { client, address } = this.keysOf(ctx, login)
+  async passed (ctx: RequestContext, login: string, user: AuthKitUser): Promise<void> {
+    const { client, address } = this.keysOf(ctx, login, user)
     await this.failures.clear(client)
     await this.failures.giveBack(address)
   }
 
   /** Keyed hashes: the table shows neither addresses nor what was typed as a login. */
-  private keysOf (ctx: RequestContext, login: string): { client: string, address: string } {
+  private keysOf (ctx: RequestContext, login: string, user: AuthKitUser | null): { client: string, address: string } {
     const address = clientAddress(ctx.ip ?? 'unknown')
+    const account = user === null ? `login\u0000${loginKey(login)}` : `user\u0000${String(user.id)}`
     return {
-      client: this.keyring.hash(`login-client\u0000${address}\u0000${loginKey(login)}`),
+      client: this.keyring.hash(`login-client\u0000${address}\u0000${account}`),
       address: this.keyring.hash(`login-address\u0000${address}`),
     }
   }

@@ -88,8 +88,8 @@ export class LoginService {
   /** One answer, in about one time, for an unknown user and a wrong password. */
   async checkPassword (ctx: RequestContext, login: string, password: string): Promise<AuthKitUser> {
     const { users, events, throttle } = this.props
-    await throttle.reserve(ctx, login)
     const user = await users.findByLogin(login)
+    await throttle.reserve(ctx, login, user ?? null)
     if (user === null || user === undefined) {
       await slowVerify(password, await dummyPasswordHash())
       events.emit('login_failed', ctx, null)
@@ -99,7 +99,7 @@ export class LoginService {
       events.emit('login_failed', ctx, String(user.id))
       throw new AuthKitErrors.InvalidCredentials()
     }
-    await throttle.passed(ctx, login)
+    await throttle.passed(ctx, login, user)
     return user
   }
 

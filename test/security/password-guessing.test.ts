@@ -64,6 +64,17 @@ for (const dialect of dialects) {
       t.equal((await loginFrom(b, attacker, user.username, user.password)).status, 200, 'the window over, the client may log in again')
     })
 
+    t.test('an account\'s username and email share one count: guessing through both gives no more tries', async (t) => {
+      const user = await newUser(a)
+      const attacker = '198.51.100.77'
+      t.same(statuses([
+        await loginFrom(a, attacker, user.username, 'guess one'),
+        await loginFrom(b, attacker, `${user.username}@example.com`, 'guess two'),
+        await loginFrom(a, attacker, user.username.toUpperCase(), 'guess three'),
+      ]), [401, 401, 401])
+      t.equal((await loginFrom(b, attacker, `${user.username}@example.com`, 'guess four')).status, 429, 'the email meets the count the username made')
+    })
+
     t.test('another client address is not slowed: nobody locks a user out by guessing from elsewhere', async (t) => {
       const user = await newUser(a)
       const attacker = '203.0.113.2'
