@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { generate } from 'otplib'
-import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
+import authKitMfa, { type AuthKitOptions, type UserStore } from '../../src/index.js'
 
 export const SECRET = 'test-secret-that-is-at-least-32-characters-long'
 
@@ -96,4 +96,21 @@ export async function userWithApp (app: FastifyInstance, clock: { now: () => num
   const access = await stepUp(app, user.access, await totp(secret, clock.now()))
   clock.advance(30) // and so is the step-up step
   return { ...user, access, secret, backupCodes: created.body.backup_codes as string[] }
+}
+
+/**
+ * A custom UserStore over another one (the built-in store of a plugin
+ * instance), with some of its functions replaced: a host's store that bans
+ * users, returns odd records or addresses, or fails.
+ */
+export function storeOver (base: UserStore<any>, overrides: Partial<UserStore<any>> = {}): UserStore<any> {
+  return {
+    findByLogin: async (login) => base.findByLogin(login),
+    findById: async (id) => base.findById(id),
+    verifyPassword: async (user, password) => base.verifyPassword(user, password),
+    toPublic: (user) => base.toPublic(user),
+    emailOf: (user) => base.emailOf(user),
+    create: async (input) => base.create!(input),
+    ...overrides,
+  }
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import authKitMfa, { type AuthKitOptions, type UserStore } from '../../src/index.js'
-import { SECRET, buildApp, get, manualClock, newUser, post, secretOf, totp } from '../helpers/app.js'
+import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
+import { SECRET, buildApp, storeOver, get, manualClock, newUser, post, secretOf, totp } from '../helpers/app.js'
 import { buildEmailApp, codeIn, onlyNewMail, smtpTransport, startSmtp, FROM } from '../helpers/smtp.js'
 import { createServer } from 'node:net'
 
@@ -66,14 +66,9 @@ t.test('a mail header injected through the user store is refused: 422, nothing s
   const inner = await buildApp()
   t.teardown(() => inner.close())
   const base = inner.authKit.users
-  const store: UserStore<any> = {
-    findByLogin: async (login) => base.findByLogin(login),
-    findById: async (id) => base.findById(id),
-    verifyPassword: async (u, p) => base.verifyPassword(u, p),
-    toPublic: (u) => base.toPublic(u),
+  const store = storeOver(base, {
     emailOf: () => address,
-    create: async (input) => base.create!(input),
-  }
+  })
   const app = Fastify()
   await app.register(authKitMfa, {
     secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false,

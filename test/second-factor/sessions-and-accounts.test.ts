@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import authKitMfa, { type AuthKitOptions, type UserStore } from '../../src/index.js'
-import { SECRET, buildApp, get, manualClock, newUser, post, secretOf, totp, P } from '../helpers/app.js'
+import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
+import { SECRET, buildApp, storeOver, get, manualClock, newUser, post, secretOf, totp, P } from '../helpers/app.js'
 import { jwtPayload } from '../helpers/flows.js'
 
 // Rule 12, `tokens.refreshReuseGrace`, SPEC section 9 "Sessions", and the
@@ -41,14 +41,9 @@ t.test('a user a custom store disables (returns null) loses every session at onc
   const inner = await buildApp({ now: clock.now })
   t.teardown(() => inner.close())
   const base = inner.authKit.users
-  const store: UserStore<any> = {
-    findByLogin: async (login) => base.findByLogin(login),
+  const store = storeOver(base, {
     findById: async (id) => (banned.has(id) ? null : base.findById(id)),
-    verifyPassword: async (u, p) => base.verifyPassword(u, p),
-    toPublic: (u) => base.toPublic(u),
-    emailOf: (u) => base.emailOf(u),
-    create: async (input) => base.create!(input),
-  }
+  })
   const app = Fastify()
   await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false, now: clock.now } as AuthKitOptions)
   t.teardown(() => app.close())
@@ -172,14 +167,9 @@ t.test('a user the store stops returning loses every session, attempt and device
   const inner = await buildApp({ now: clock.now })
   t.teardown(() => inner.close())
   const base = inner.authKit.users
-  const store: UserStore<any> = {
-    findByLogin: async (login) => base.findByLogin(login),
+  const store = storeOver(base, {
     findById: async (id) => (banned.has(id) ? null : base.findById(id)),
-    verifyPassword: async (u, p) => base.verifyPassword(u, p),
-    toPublic: (u) => base.toPublic(u),
-    emailOf: (u) => base.emailOf(u),
-    create: async (input) => base.create!(input),
-  }
+  })
   const app = Fastify()
   await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false, now: clock.now } as AuthKitOptions)
   app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => ({ id: request.user.id }))
@@ -239,14 +229,11 @@ t.test('an ORM-shaped record or a nested hash never reaches request.user', async
   const base = inner.authKit.users
   // Shaped like an ORM model: the hash sits in its internals, toJSON gives the row.
   const model = (row: Record<string, unknown>) => ({ dataValues: row, toJSON: () => ({ ...row, credentials: { passwordHash: 'SECRET_HASH', pwd_hash: 'SECRET_HASH' } }), ...row })
-  const store: UserStore<any> = {
+  const store = storeOver(base, {
     findByLogin: async (login) => { const u = await base.findByLogin(login); return u == null ? u : model(u) },
     findById: async (id) => { const u = await base.findById(id); return u == null ? u : model({ ...u, hash: 'SECRET_HASH', salt: 'SECRET_SALT' }) },
     verifyPassword: async (u, p) => base.verifyPassword(u.dataValues, p),
-    toPublic: (u) => base.toPublic(u),
-    emailOf: (u) => base.emailOf(u),
-    create: async (input) => base.create!(input),
-  }
+  })
   const app = Fastify()
   await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false } as AuthKitOptions)
   app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => request.user)
@@ -263,14 +250,9 @@ t.test('a host route\'s 500 from authentication carries no database or store tex
   t.teardown(() => inner.close())
   const base = inner.authKit.users
   let failing = false
-  const store: UserStore<any> = {
-    findByLogin: async (login) => base.findByLogin(login),
+  const store = storeOver(base, {
     findById: async (id) => { if (failing) throw new Error('ECONNREFUSED 10.0.0.5:5432 SECRETDETAIL'); return base.findById(id) },
-    verifyPassword: async (u, p) => base.verifyPassword(u, p),
-    toPublic: (u) => base.toPublic(u),
-    emailOf: (u) => base.emailOf(u),
-    create: async (input) => base.create!(input),
-  }
+  })
   const app = Fastify({ logger: false })
   await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false } as AuthKitOptions)
   app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => ({ id: request.user.id }))
