@@ -154,6 +154,9 @@ export async function seedPlugin (database: string, plan: SeedPlan): Promise<voi
     const methodId = randomUUID()
     const name = username(i)
     await writer.add('auth_kit_user', userCols, [userId, name, name, `${name}@bench.test`, `${name}@bench.test`, passwordHash, created])
+    // Logins resolve through the identifier table (rule 11).
+    await writer.add('auth_kit_user_identifier', ['identifier_key', 'user_id', 'kind'], [name, userId, 'username'])
+    await writer.add('auth_kit_user_identifier', ['identifier_key', 'user_id', 'kind'], [`${name}@bench.test`, userId, 'email'])
     await writer.add('auth_kit_mfa_method', methodCols, [methodId, userId, 'app', seal(TOTP_SECRET_BASE32, `totp:${userId}:app`), 1, 1, null, created])
     for (let k = 0; k < plan.attemptsPerUser; k++) {
       await writer.add('auth_kit_login_attempt', attemptCols, [randomUUID(), keyring.hash(seededToken('v', i, k)), userId, 'app', 0, FAR_FUTURE, null, created])
@@ -163,7 +166,10 @@ export async function seedPlugin (database: string, plan: SeedPlan): Promise<voi
       const lookup = keyring.hashes(`backup:${userId}:${BACKUP_CODES[c]}`)[0].slice(0, 12)
       await writer.add('auth_kit_backup_code', codeCols, [randomUUID(), methodId, userId, lookup, codeHashes[c], created])
     }
-    await writer.add('auth_kit_refresh_token', refreshCols, [randomUUID(), randomUUID(), userId, keyring.hash(seededToken('r', i)), 'pwd mfa', FAR_FUTURE, null, created])
+    // A refresh token belongs to a session (its chain), which authenticate also checks.
+    const sessionId = randomUUID()
+    await writer.add('auth_kit_session', ['id', 'user_id', 'amr', 'auth_time', 'setup_only', 'device_id', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'], [sessionId, userId, 'pwd mfa', created, 0, null, created, created, FAR_FUTURE, null])
+    await writer.add('auth_kit_refresh_token', refreshCols, [randomUUID(), sessionId, userId, keyring.hash(seededToken('r', i)), 'pwd mfa', FAR_FUTURE, null, created])
   }
   await writer.finish()
 }
