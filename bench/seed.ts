@@ -158,6 +158,8 @@ export async function seedPlugin (database: string, plan: SeedPlan): Promise<voi
     await writer.add('auth_kit_user_identifier', ['identifier_key', 'user_id', 'kind'], [name, userId, 'username'])
     await writer.add('auth_kit_user_identifier', ['identifier_key', 'user_id', 'kind'], [`${name}@bench.test`, userId, 'email'])
     await writer.add('auth_kit_mfa_method', methodCols, [methodId, userId, 'app', seal(TOTP_SECRET_BASE32, `totp:${userId}:app`), 1, 1, null, created])
+    // Making a method takes the user's lock, which creates this row: every user with a method has one.
+    await writer.add('auth_kit_user_lock', ['user_id', 'failures', 'lock_count', 'locked_until'], [userId, 0, 0, 0])
     for (let k = 0; k < plan.attemptsPerUser; k++) {
       await writer.add('auth_kit_login_attempt', attemptCols, [randomUUID(), keyring.hash(seededToken('v', i, k)), userId, 'app', 0, FAR_FUTURE, null, created])
     }

@@ -5,16 +5,26 @@ import type BetterSqlite3 from 'better-sqlite3'
 /** Prepared statements kept per connection (the plugin's queries are a few dozen shapes). */
 const STATEMENT_CACHE_SIZE = 256
 
-/** A promise-chain mutex. */
+/**
+ * A mutex that hands the lock straight to the next waiter. Taking a free lock
+ * costs no extra promise: every query takes it, so it is on every request's path.
+ */
 class Mutex {
-  private tail: Promise<void> = Promise.resolve()
+  private locked = false
+  private readonly waiters: Array<() => void> = []
+
   async lock (): Promise<() => void> {
-    let release!: () => void
-    const next = new Promise<void>((resolve) => { release = resolve })
-    const previous = this.tail
-    this.tail = previous.then(async () => next)
-    await previous
-    return release
+    if (this.locked) await new Promise<void>((resolve) => this.waiters.push(resolve))
+    else this.locked = true
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const next = this.waiters.shift()
+      // Still locked: the lock passes to the next waiter.
+      if (next !== undefined) next()
+      else this.locked = false
+    }
   }
 }
 
@@ -100,13 +110,22 @@ class SqliteFileDriver implements Driver {
 }
 
 /**
+ * SQLite's adapter, for a connection whose transactions take the database's
+ * write lock at BEGIN (IMMEDIATE): inside one, nothing more is needed to hold
+ * a user's lock (db/user-lock.ts).
+ */
+export class SqliteImmediateAdapter extends SqliteAdapter {
+  readonly writeLockedAtBegin = true
+}
+
+/**
  * Kysely's dialect for a better-sqlite3 database the plugin opened: one
  * connection, prepared statements reused, transactions that take the write
  * lock at BEGIN, and one turn at a time per file within a process.
  */
 export class SqliteFileDialect implements Dialect {
   constructor (private readonly db: BetterSqlite3.Database, private readonly path: string) {}
-  createAdapter (): SqliteAdapter { return new SqliteAdapter() }
+  createAdapter (): SqliteAdapter { return new SqliteImmediateAdapter() }
   createDriver (): Driver { return new SqliteFileDriver(this.db, this.path) }
   createQueryCompiler (): SqliteQueryCompiler { return new SqliteQueryCompiler() }
   createIntrospector (db: Kysely<any>): SqliteIntrospector { return new SqliteIntrospector(db) }

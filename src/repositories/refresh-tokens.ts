@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { affected, toNullableNumber, toNumber } from './normalize.js'
+import { toNullableNumber, toNumber } from './normalize.js'
+import { prepare } from '../db/prepared.js'
 
 export interface RefreshTokenRow {
   id: string
@@ -11,18 +12,23 @@ export interface RefreshTokenRow {
   revokedAt: number | null
 }
 
+const insertRow = prepare((db, id: string, familyId: string, userId: string, tokenHash: string, amr: string, expiresAt: number, createdAt: number) =>
+  db.insertInto('auth_kit_refresh_token').values({
+    id, family_id: familyId, user_id: userId, token_hash: tokenHash, amr, expires_at: expiresAt, revoked_at: null, created_at: createdAt,
+  }))
+const byHashes = prepare((db, hashes: string[]) => db.selectFrom('auth_kit_refresh_token').selectAll().where('token_hash', 'in', hashes))
+const revokeRow = prepare((db, id: string, now: number) => db.updateTable('auth_kit_refresh_token').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null))
+const purgeExpiredOf = prepare((db, userId: string, now: number) => db.deleteFrom('auth_kit_refresh_token').where('user_id', '=', userId).where('expires_at', '<=', now))
+
 export class RefreshTokenRepository {
   constructor (private readonly db: Kysely<Database>) {}
 
   async insert (row: { id: string, familyId: string, userId: string, tokenHash: string, amr: string[], expiresAt: number, createdAt: number }): Promise<void> {
-    await this.db.insertInto('auth_kit_refresh_token').values({
-      id: row.id, family_id: row.familyId, user_id: row.userId, token_hash: row.tokenHash,
-      amr: row.amr.join(' '), expires_at: row.expiresAt, revoked_at: null, created_at: row.createdAt,
-    }).execute()
+    await insertRow.run(this.db, row.id, row.familyId, row.userId, row.tokenHash, row.amr.join(' '), row.expiresAt, row.createdAt)
   }
 
   async findByHashes (hashes: string[]): Promise<RefreshTokenRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_refresh_token').selectAll().where('token_hash', 'in', hashes).executeTakeFirst()
+    const row = await byHashes.first(this.db, hashes)
     if (row === undefined) return undefined
     return {
       id: row.id, familyId: row.family_id, userId: row.user_id, amr: row.amr.split(' ').filter(Boolean),
@@ -32,9 +38,7 @@ export class RefreshTokenRepository {
 
   /** True for exactly one caller: rotation and logout each spend a token once. */
   async revoke (id: string, now: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_refresh_token').set({ revoked_at: now })
-      .where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst()
-    return affected(result) === 1
+    return (await revokeRow.run(this.db, id, now)) === 1
   }
 
   async revokeFamily (familyId: string, now: number): Promise<void> {
@@ -44,6 +48,6 @@ export class RefreshTokenRepository {
 
   /** The user's expired tokens: no longer needed to detect reuse. */
   async purgeExpired (userId: string, now: number): Promise<void> {
-    await this.db.deleteFrom('auth_kit_refresh_token').where('user_id', '=', userId).where('expires_at', '<=', now).execute()
+    await purgeExpiredOf.run(this.db, userId, now)
   }
 }

@@ -102,7 +102,8 @@ export class CodeService implements HandlerServices {
 
   private async secretOf (handler: MfaHandler): Promise<{ secret: string, sealed: string, methodId: string }> {
     const { userId, methodId, sealedSecret } = handlerContext(handler)
-    // A method being created has no row yet: its secret travels in the context.
+    // The secret travels in the context (read with the row, or made for a
+    // method being created, which has no row yet); otherwise it is read here.
     let sealed = sealedSecret
     if (typeof sealed !== 'string') {
       const row = await this.methods.find(userId, handler.method.name)

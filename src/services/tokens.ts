@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { createSigner, createVerifier, createDecoder } from 'fast-jwt'
+import { createSigner, createVerifier } from 'fast-jwt'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import { type Keyring, type KeySet, randomToken } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
-import { SessionRepository, type SessionRow } from '../repositories/sessions.js'
+import { SessionRepository, type SessionRow, type SessionUser } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
 
 /** `amr` values (RFC 8176): the password, and a second factor. */
@@ -42,7 +42,22 @@ export interface TokenSettings {
 }
 
 const TOKEN_USE = 'auth_kit_access'
-const decode = createDecoder({ complete: true })
+
+/**
+ * The JOSE header of a compact JWS (RFC 7515 section 7.1), or null: only to
+ * pick the key by `kid`; the verifier then checks the whole token. Decoding
+ * the payload here as well would do the verifier's work twice.
+ */
+function joseHeader (token: string): { kid?: unknown, alg?: unknown } | null {
+  const dot = token.indexOf('.')
+  if (dot <= 0) return null
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'))
+    return typeof header === 'object' && header !== null ? header : null
+  } catch {
+    return null
+  }
+}
 
 /**
  * Sessions and their tokens. A session is one refresh-token chain; access
@@ -134,9 +149,9 @@ export class TokenService {
   /** The claims of a validly signed, unexpired access token, or null. Ephemeral tokens are not JWTs and never pass. */
   verifyAccess (token: string): AccessClaims | null {
     try {
-      const { header } = decode(token) as { header: { kid?: string, alg?: string } }
-      const key = typeof header.kid === 'string' ? this.props.keyring.byId(header.kid) : undefined
-      if (key === undefined || header.alg !== 'HS256') return null
+      const header = joseHeader(token)
+      const key = typeof header?.kid === 'string' ? this.props.keyring.byId(header.kid) : undefined
+      if (key === undefined || header?.alg !== 'HS256') return null
       const claims = this.verifierFor(key)(token) as Record<string, unknown>
       if (claims.token_use !== TOKEN_USE || typeof claims.sub !== 'string' || typeof claims.sid !== 'string' || typeof claims.exp !== 'number') return null
       if (claims.exp * 1000 <= this.now) return null
@@ -150,7 +165,20 @@ export class TokenService {
 
   /** The live session an access token names, or null (revoked, expired, another user's). */
   async liveSession (claims: AccessClaims): Promise<SessionRow | null> {
-    const session = await this.sessions.find(claims.sid)
+    return this.live(claims, await this.sessions.find(claims.sid))
+  }
+
+  /**
+   * `liveSession` and, in the same read, the session's user from the built-in
+   * user table (without its password hash), or null when the table no longer
+   * has it. Only for the built-in user store.
+   */
+  async liveSessionWithUser (claims: AccessClaims): Promise<{ session: SessionRow | null, user: SessionUser | null }> {
+    const found = await this.sessions.findWithUser(claims.sid)
+    return { session: this.live(claims, found?.session), user: found?.user ?? null }
+  }
+
+  private live (claims: AccessClaims, session: SessionRow | undefined): SessionRow | null {
     if (session === undefined || session.userId !== claims.sub || session.revokedAt !== null || session.expiresAt <= this.now) return null
     return session
   }
