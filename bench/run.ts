@@ -520,9 +520,9 @@ async function sqlCount (): Promise<void> {
     await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-small.db')}`, BENCH_SQL_LOG: '1' }, new UserPool(small.users, small.attemptsPerUser, SMALL_SPEED)),
     await startServer('baseline/sqlite', 'baseline', { BENCH_DB: join(DATA, 'baseline-small.db'), BENCH_PRAGMAS: JSON.stringify(pragmas), BENCH_SQL_LOG: '1' }, new UserPool(small.users, small.attemptsPerUser, SMALL_SPEED)),
   ]
-  const N = 20
+  const N = 100
   try {
-    const lines = [`SQL statements per request (mean of ${N}, counted in better-sqlite3, BEGIN/COMMIT included; commits = COMMITs plus writes outside a transaction, each its own commit):`]
+    const lines = [`SQL statements per request (mean of ${N} requests made one by one, counted in better-sqlite3, BEGIN/COMMIT included; commits = COMMITs plus writes outside a transaction, each its own commit; µs = time inside better-sqlite3's calls, commits and checkpoints included):`]
     for (const server of servers) {
       await collectAccessTokens(server, 5)
       await fetch(`${server.url}/__bench/sql`)
@@ -534,9 +534,9 @@ async function sqlCount (): Promise<void> {
           if (res.status < 200 || res.status > 299) throw new Error(`${server.name} ${target}: ${res.status} ${await res.text()}`)
         }
         const counts = await (await fetch(`${server.url}/__bench/sql`)).json() as Record<string, number>
-        const { commits = 0, ...kinds } = counts
+        const { commits = 0, 'µs': micros = 0, ...kinds } = counts
         const total = Object.values(kinds).reduce((a, b) => a + b, 0)
-        lines.push(`  ${target.padEnd(14)} ${server.name.padEnd(16)} ${(total / N).toFixed(1).padStart(5)} statements, ${(commits / N).toFixed(1)} commits  (${Object.entries(kinds).map(([k, v]) => `${k} ${(v / N).toFixed(1)}`).join(', ')})`)
+        lines.push(`  ${target.padEnd(14)} ${server.name.padEnd(16)} ${(total / N).toFixed(1).padStart(5)} statements, ${(commits / N).toFixed(1)} commits, ${(micros / N).toFixed(0).padStart(4)} µs in SQLite  (${Object.entries(kinds).map(([k, v]) => `${k} ${(v / N).toFixed(1)}`).join(', ')})`)
       }
     }
     for (const target of TARGETS) {
@@ -562,22 +562,27 @@ async function profile (): Promise<void> {
   pinSelf()
   const dir = join(DATA, 'profile')
   mkdirSync(dir, { recursive: true })
-  rmSync(join(dir, `${target}.cpuprofile`), { force: true })
   const override: Record<string, string> = SYNC_OVERRIDE === undefined ? {} : { BENCH_SQLITE_PRAGMAS: JSON.stringify(pragmas) }
-  const server = await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}`, BENCH_PROFILE_DIR: dir, ...override }, new UserPool(big.users, 1))
+  // --baseline: the hand-written server instead, for a side-by-side reading of the two profiles.
+  const ofBaseline = argv.has('--baseline')
+  const server = ofBaseline
+    ? await startServer('baseline/sqlite', 'baseline', { BENCH_DB: join(DATA, 'baseline-big.db'), BENCH_PRAGMAS: JSON.stringify(pragmas), BENCH_PROFILE_DIR: dir }, new UserPool(big.users, 1))
+    : await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}`, BENCH_PROFILE_DIR: dir, ...override }, new UserPool(big.users, 1))
   let file: string
   let rate: number
+  let cpuPerRequest: number
   try {
     await collectAccessTokens(server, 20)
     await runBlock(server, target, 3)
     await fetch(`${server.url}/__bench/profile/start`, { method: 'POST' })
     const block = await runBlock(server, target, QUICK ? 10 : 20)
-    file = ((await (await fetch(`${server.url}/__bench/profile/stop?name=${target}`, { method: 'POST' })).json()) as { file: string }).file
+    file = ((await (await fetch(`${server.url}/__bench/profile/stop?name=${ofBaseline ? 'baseline_' : ''}${target}`, { method: 'POST' })).json()) as { file: string }).file
     rate = block.requests / block.seconds
+    cpuPerRequest = block.cpuMs / block.requests
   } finally {
     await stopServer(server)
   }
-  process.stdout.write(`CPU profile ${relative(ROOT, file)}: plugin ${target} under load (${CONFIG.users.toLocaleString('en')} users, ${rate.toFixed(0)} req/s while profiled, synchronous=${pragmas.synchronous}):\n${formatProfile(summarizeProfile(file))}\n`)
+  process.stdout.write(`CPU profile ${relative(ROOT, file)}: ${server.kind} ${target} under load (${CONFIG.users.toLocaleString('en')} users, ${rate.toFixed(0)} req/s and ${cpuPerRequest.toFixed(2)} CPU ms a request while profiled, synchronous=${pragmas.synchronous}):\n${formatProfile(summarizeProfile(file))}\n`)
 }
 
 try {

@@ -118,6 +118,7 @@ export class LoginService {
     const { settings, tokens, methods, registry, codes, keyring, events } = this.props
     user = withoutPasswordHash(user)
     const userId = String(user.id)
+    await tokens.purgeDead(userId)
     const active = settings.mfaEnabled ? await methods.activeMethods(userId) : []
     if (active.length === 0) {
       if (settings.mfaEnabled && await settings.required(withoutPasswordHash(user))) {

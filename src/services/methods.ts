@@ -199,7 +199,7 @@ export class MethodService {
       if (first) {
         const now = this.props.now()
         const ended = await new SessionRepository(tx.trx).revokeWithoutMfa(userId, now, sessionId ?? '')
-        for (const id of ended) await new RefreshTokenRepository(tx.trx).revokeFamily(id, now)
+        await new RefreshTokenRepository(tx.trx).revokeFamilies(ended, now)
       }
       return verdict
     })

@@ -85,14 +85,30 @@ export class TokenService {
   private readonly signer: (payload: Record<string, unknown>) => string
   private readonly verifiers = new Map<string, (token: string) => unknown>()
 
-  /** One verifier per key, made on first use. Expiry is checked against the plugin's clock, not here. */
+  /**
+   * One verifier per key, made on first use; it answers the header with the
+   * claims. Expiry is checked against the plugin's clock, not here.
+   */
   private verifierFor (key: KeySet): (token: string) => unknown {
     let verify = this.verifiers.get(key.id)
     if (verify === undefined) {
-      verify = createVerifier({ key: key.jwt, algorithms: ['HS256'], ignoreExpiration: true, ignoreNotBefore: true })
+      verify = createVerifier({ key: key.jwt, algorithms: ['HS256'], ignoreExpiration: true, ignoreNotBefore: true, complete: true })
       this.verifiers.set(key.id, verify)
     }
     return verify
+  }
+
+  /**
+   * Housekeeping, so the tables stay small without a job: the user's sessions
+   * that ended long enough ago that no token of theirs can come back, and the
+   * user's expired refresh tokens. Login step 1 runs it (every new session
+   * starts from one), outside the second step's transaction, which it would
+   * only lengthen; a rotation clears expired tokens itself.
+   */
+  async purgeDead (userId: string): Promise<void> {
+    const now = this.now
+    await this.sessions.purgeDead(userId, now - this.props.settings.refreshTokenExpiry * 1000)
+    await this.refreshTokens.purgeExpired(userId, now)
   }
 
   /**
@@ -106,7 +122,6 @@ export class TokenService {
       id: randomUUID(), userId: input.userId, amr: input.amr, authTime: input.authTime, setupOnly: false, deviceId: input.deviceId ?? null,
       createdAt: now, lastUsedAt: now, expiresAt: now + refreshTokenExpiry * 1000, revokedAt: null,
     }
-    await new SessionRepository(db).purgeDead(input.userId, now - refreshTokenExpiry * 1000)
     await new SessionRepository(db).insert(session)
     const refresh = await this.newRefreshToken(session, db)
     return { ...this.accessFor(session), ...refresh, sid: session.id }
@@ -141,7 +156,6 @@ export class TokenService {
     const refresh = randomToken(32)
     const expiresAt = now + this.props.settings.refreshTokenExpiry * 1000
     const tokens = new RefreshTokenRepository(db)
-    await tokens.purgeExpired(session.userId, now)
     await tokens.insert({ id: randomUUID(), familyId: session.id, userId: session.userId, tokenHash: this.props.keyring.hash(refresh), amr: session.amr, expiresAt, createdAt: now })
     return { refresh, refresh_expiration: new Date(expiresAt).toISOString() }
   }
@@ -149,10 +163,16 @@ export class TokenService {
   /** The claims of a validly signed, unexpired access token, or null. Ephemeral tokens are not JWTs and never pass. */
   verifyAccess (token: string): AccessClaims | null {
     try {
-      const header = joseHeader(token)
-      const key = typeof header?.kid === 'string' ? this.props.keyring.byId(header.kid) : undefined
-      if (key === undefined || header?.alg !== 'HS256') return null
-      const claims = this.verifierFor(key)(token) as Record<string, unknown>
+      // With one key there is one verifier to ask; with several, the header's kid picks it.
+      const { keys } = this.props.keyring
+      let key: KeySet | undefined = keys[0]
+      if (keys.length > 1) {
+        const kid = joseHeader(token)?.kid
+        key = typeof kid === 'string' ? this.props.keyring.byId(kid) : undefined
+      }
+      if (key === undefined) return null
+      const { header, payload: claims } = this.verifierFor(key)(token) as { header: { kid?: unknown, alg?: unknown }, payload: Record<string, unknown> }
+      if (header.kid !== key.id || header.alg !== 'HS256') return null
       if (claims.token_use !== TOKEN_USE || typeof claims.sub !== 'string' || typeof claims.sid !== 'string' || typeof claims.exp !== 'number') return null
       if (claims.exp * 1000 <= this.now) return null
       const amr = Array.isArray(claims.amr) ? claims.amr.filter((x): x is string => typeof x === 'string') : []
@@ -210,6 +230,7 @@ export class TokenService {
     const issued = await this.props.db.transaction().execute(async (trx) => {
       if (!(await new RefreshTokenRepository(trx).revoke(row.id, now))) return null
       await new SessionRepository(trx).touch(session.id, now, now + this.props.settings.refreshTokenExpiry * 1000)
+      await new RefreshTokenRepository(trx).purgeExpired(row.userId, now)
       return this.newRefreshToken(session, trx)
     })
     // Lost the race to a parallel refresh of the same token: refused, nothing revoked.
@@ -236,7 +257,7 @@ export class TokenService {
   async endSessionsOf (userId: string, keep?: string): Promise<string[]> {
     const now = this.now
     const ids = await this.sessions.revokeAllOf(userId, now, keep)
-    for (const id of ids) await this.refreshTokens.revokeFamily(id, now)
+    await this.refreshTokens.revokeFamilies(ids, now)
     return ids
   }
 }
