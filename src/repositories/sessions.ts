@@ -20,7 +20,7 @@ export interface SessionRow {
   revokedAt: number | null
 }
 
-function toSession (row: Selectable<SessionTable>): SessionRow {
+export function toSession (row: Selectable<SessionTable>): SessionRow {
   return {
     id: row.id,
     userId: row.user_id,

@@ -211,10 +211,10 @@ export class TokenService {
    * ends the session for good.
    */
   async refresh (token: string, userExists: (userId: string) => Promise<boolean>): Promise<IssuedTokens & { userId: string }> {
-    const row = await this.refreshTokens.findByHashes(this.props.keyring.hashes(token))
+    const found = await this.refreshTokens.findByHashesWithSession(this.props.keyring.hashes(token))
     const now = this.now
-    if (row === undefined) throw new AuthKitErrors.InvalidRefreshToken()
-    const session = await this.sessions.find(row.familyId)
+    if (found === undefined) throw new AuthKitErrors.InvalidRefreshToken()
+    const { token: row, session } = found
     const live = session !== undefined && session.revokedAt === null && session.expiresAt > now
     if (row.revokedAt !== null) {
       // A spent token came back. Within the grace it is a second tab that
