@@ -238,7 +238,7 @@ async function renderMethods (): Promise<void> {
   methods = await client.listMethods()
   $('methods').replaceChildren(...methods.map((method) => {
     const name = method.display_name
-    const state = method.is_active ? (method.is_primary ? 'Active, primary' : 'Active') : method.is_setup ? 'Waiting for confirmation' : 'Not set up'
+    const state = method.is_active ? (method.is_primary ? 'Active, primary' : 'Active') : method.is_setup ? 'Not active' : 'Not set up'
     const actions: HTMLButtonElement[] = []
     if (!method.is_setup) actions.push(button('Set up', () => setUp(method), `Set up ${name}`))
     if (method.is_setup && !method.is_active) actions.push(button('Confirm', () => continueSetup(method), `Confirm ${name}`))
@@ -332,10 +332,10 @@ async function deactivate (method: MethodInfo): Promise<void> {
 }
 
 async function remove (method: MethodInfo): Promise<void> {
-  // An active method needs its code (deleteActiveMethodRequireCode); one never confirmed does not.
+  // An active method needs its code (deleteActiveMethodRequireCode); an inactive one does not.
   const answer = method.is_active
     ? await ask({ title: `Delete ${method.display_name}`, text: `Enter a code of ${method.display_name} or one of its backup codes.`, sendFor: method })
-    : await ask({ title: `Delete ${method.display_name}`, text: `${method.display_name} was never confirmed. Delete it?`, code: false })
+    : await ask({ title: `Delete ${method.display_name}`, text: `${method.display_name} is not active. Delete it?`, code: false })
   if (answer === null) return
   await client.deleteMethod(method.is_active ? { method: method.name, code: answer.code } : { method: method.name })
   if (settingUp?.name === method.name) $('setup').hidden = true
