@@ -146,6 +146,7 @@ async function walkThePage (t: Test): Promise<void> {
     t.equal(new URL(await page.getByRole('link', { name: /Open in an authenticator app/ }).getAttribute('href') ?? '').searchParams.get('secret'), secret, 'the otpauth link holds the same key')
     backupCodes = (await page.locator('#backup-codes li').allTextContents()).map((code) => code.trim())
     t.equal(backupCodes.length, 10, 'ten backup codes')
+    await page.locator('#setup').scrollIntoViewIfNeeded()
     await shot('page-setup-app')
 
     await page.getByRole('button', { name: 'Copy' }).click()
