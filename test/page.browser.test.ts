@@ -311,6 +311,12 @@ async function walkThePage (t: Test): Promise<void> {
     await sees(t, status, /Email deleted/, 'and said so')
   })
 
+  await t.test('the page links to the Swagger UI, which the demo still serves', async (t) => {
+    await page.getByRole('link', { name: 'API docs (Swagger UI)' }).click()
+    await page.locator('.swagger-ui .opblock-tag').first().waitFor()
+    t.match(await page.title(), /Swagger UI/)
+  })
+
   t.same(errorCodes, [
     'POST /api/auth/registration/ 400 FST_ERR_VALIDATION',
     'POST /api/auth/mfa/confirm/ 403 AUTH_KIT_INVALID_CODE',
