@@ -253,11 +253,16 @@ async function walkThePage (t: Test): Promise<void> {
     await dialog.getByLabel('Code or backup code').fill(await appCode())
     await dialog.getByRole('button', { name: 'OK' }).click()
     await sees(t, row('Authenticator App'), /Not active/, 'deactivated')
+    await page.getByRole('button', { name: 'Confirm Authenticator App' }).click()
+    const qr = page.getByRole('img', { name: 'QR code of your authenticator app link' })
+    await qr.waitFor()
+    t.ok(await qr.evaluate((img: HTMLImageElement) => img.decode().then(() => img.naturalWidth > 0)), 'to confirm it again, the QR code comes from GET /mfa/qr/')
     await page.getByRole('button', { name: 'Delete Authenticator App' }).click()
     await sees(t, dialog, /is not active\. Delete it\?/, 'an inactive method needs no code, only a yes')
     t.ok(await dialog.getByLabel('Code or backup code').isHidden())
     await dialog.getByRole('button', { name: 'OK' }).click()
     await sees(t, row('Authenticator App'), /Not set up/, 'deleted')
+    t.ok(await page.locator('#setup').isHidden(), 'and its setup is closed')
   })
 
   await t.test('sessions: another browser\'s session is listed and revoked, and that browser is logged out', async (t) => {

@@ -374,6 +374,7 @@ $('copy-codes').addEventListener('click', () => void run($('copy-codes'), async 
 $('hide-codes').addEventListener('click', () => {
   $('backup').hidden = true
   $('backup-codes').replaceChildren()
+  URL.revokeObjectURL($<HTMLAnchorElement>('download-codes').href)
   backupText = ''
 })
 
