@@ -6,7 +6,8 @@ import { finishPasskey, startPasskey, type CredentialsLike, type PasskeyAssertio
 // navigator.credentials calls (ArrayBuffers) and the browser's credential back
 // into the JSON the server verifies. Node has no WebAuthn (no authenticator, no
 // navigator.credentials), so a recording stand-in plays the browser here: the
-// test checks the conversion both ways, byte for byte.
+// test checks the conversion both ways, byte for byte. test/page.browser.test.ts
+// runs the same helpers against Chromium's virtual authenticator.
 
 /** Bytes from a list of numbers, as an ArrayBuffer (what browsers hand out). */
 const buffer = (...bytes: number[]): ArrayBuffer => new Uint8Array(bytes).buffer

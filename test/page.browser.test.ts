@@ -1,4 +1,6 @@
 import t, { type Test } from 'tap'
+import { build } from 'esbuild'
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -320,6 +322,47 @@ async function walkThePage (t: Test): Promise<void> {
     await page.getByRole('link', { name: 'API docs (Swagger UI)' }).click()
     await page.locator('.swagger-ui .opblock-tag').first().waitFor()
     t.match(await page.title(), /Swagger UI/)
+  })
+
+  await t.test('startPasskey and finishPasskey against Chromium\'s virtual authenticator', async (t) => {
+    // The server side of passkeys is not needed: the browser makes a real
+    // credential and assertion, and Node checks the assertion's signature with
+    // the public key the registration JSON carries. WebAuthn wants a domain, so
+    // the page is opened as localhost.
+    const { context, page: browserPage } = await newPage()
+    t.teardown(() => context.close())
+    const cdp = await context.newCDPSession(browserPage)
+    await cdp.send('WebAuthn.enable')
+    await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true } })
+    await browserPage.goto(base.replace('127.0.0.1', 'localhost') + '/')
+    const helpers = await build({ entryPoints: [join(root, 'src/client/passkey.ts')], bundle: true, format: 'iife', globalName: 'passkeyHelpers', write: false, logLevel: 'silent' })
+    // Through the debugger: the page's policy admits no other script, rightly.
+    await browserPage.evaluate(`${helpers.outputFiles[0].text}; window.passkeyHelpers = passkeyHelpers`)
+
+    const challenge = randomBytes(32).toString('base64url')
+    const userId = randomBytes(16).toString('base64url')
+    const registration = await browserPage.evaluate(async (options) => {
+      const { startPasskey, finishPasskey } = (window as any).passkeyHelpers
+      return finishPasskey(await startPasskey(options))
+    }, { rp: { id: 'localhost', name: 'Auth Kit Demo' }, user: { id: userId, name: 'alice', displayName: 'alice' }, challenge, pubKeyCredParams: [{ type: 'public-key', alg: -7 }], authenticatorSelection: { residentKey: 'required', userVerification: 'required' }, attestation: 'none' })
+    const madeFor = JSON.parse(Buffer.from(registration.response.clientDataJSON, 'base64url').toString('utf8'))
+    t.match(madeFor, { type: 'webauthn.create', challenge }, 'the browser signed our challenge, decoded from base64url')
+    t.equal(registration.rawId, registration.id, 'rawId is the id, as base64url')
+    t.equal(registration.response.publicKeyAlgorithm, -7)
+    t.ok(registration.response.attestationObject.length > 0 && registration.response.authenticatorData.length > 0)
+
+    const assertionChallenge = randomBytes(32).toString('base64url')
+    const assertion = await browserPage.evaluate(async (options) => {
+      const { startPasskey, finishPasskey } = (window as any).passkeyHelpers
+      return finishPasskey(await startPasskey(options))
+    }, { challenge: assertionChallenge, rpId: 'localhost', allowCredentials: [{ id: registration.id, type: 'public-key' }], userVerification: 'required' })
+    t.equal(assertion.id, registration.id, 'the credential just made answered')
+    t.equal(assertion.response.userHandle, userId, 'userHandle is the user id, as base64url')
+    const clientData = Buffer.from(assertion.response.clientDataJSON, 'base64url')
+    t.match(JSON.parse(clientData.toString('utf8')), { type: 'webauthn.get', challenge: assertionChallenge })
+    const signed = Buffer.concat([Buffer.from(assertion.response.authenticatorData, 'base64url'), createHash('sha256').update(clientData).digest()])
+    const publicKey = createPublicKey({ key: Buffer.from(registration.response.publicKey, 'base64url'), format: 'der', type: 'spki' })
+    t.ok(verify('sha256', signed, publicKey, Buffer.from(assertion.response.signature, 'base64url')), 'the signature checks out with the registered public key')
   })
 
   t.same(errorCodes, [
