@@ -3,11 +3,11 @@
  * try every step of a two-step login by hand (register, log in, set up a
  * method, log in with a code). Mailed codes land in the development outbox
  * page and texted codes in the SMS outbox page, not in any inbox or phone and
- * not in the log. The application itself is built in ./app.ts.
+ * not in the log. This file only runs it: the application is built by
+ * ./app.ts, which the page's browser test builds too.
  *
  * Data lives in examples/data/ (gitignored) and survives a restart, so an
- * authenticator app set up once keeps working. In an application outside this
- * repository, import from 'fastify-auth-kit' instead of '../src/index.js'.
+ * authenticator app set up once keeps working.
  */
 import { LogController } from 'fastify'
 import { randomBytes } from 'node:crypto'

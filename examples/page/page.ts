@@ -38,9 +38,9 @@ function h<K extends keyof HTMLElementTagNameMap> (tag: K, attributes: Record<st
   return element
 }
 
-function button (label: string, onClick: (button: HTMLButtonElement) => Promise<void>, accessibleName = label): HTMLButtonElement {
+function button (label: string, onClick: () => Promise<void>, accessibleName = label): HTMLButtonElement {
   const element = h('button', { type: 'button', 'aria-label': accessibleName }, label)
-  element.addEventListener('click', () => { void run(element, () => onClick(element)) })
+  element.addEventListener('click', () => { void run(element, onClick) })
   return element
 }
 
