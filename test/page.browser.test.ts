@@ -133,6 +133,7 @@ async function walkThePage (t: Test): Promise<void> {
   await t.test('log in with the password alone while there is no method', async (t) => {
     await logIn()
     await signedInHeading.waitFor()
+    await page.locator('#methods tr').nth(2).waitFor() // the list follows the heading
     t.equal(await page.locator('#methods tr').count(), 3, 'the three methods of the demo')
     await sees(t, row('Authenticator App'), /Not set up/, 'nothing set up yet')
   })
