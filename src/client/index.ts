@@ -13,6 +13,11 @@ import type {
 
 export { AuthKitClientError }
 export type * from './types.js'
+export { finishPasskey, startPasskey } from './passkey.js'
+export type {
+  AuthenticationResponseJSON, Base64URLString, CredentialsLike, PasskeyAssertion, PasskeyInit, PasskeyRegistration,
+  PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialDescriptorJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON,
+} from './passkey.js'
 
 /** Where the client keeps its tokens (e.g. around `localStorage`); default: in memory. */
 export interface TokenStorage {

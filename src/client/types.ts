@@ -8,6 +8,7 @@ import type { Detail, ErrorCode, TokenPair } from '../../schemas/common.js'
 import type { Device, LoginDone, LoginMfaStarted, LoginSetupRequired, Session, loginRouteSchemas } from '../../schemas/login.js'
 import type { BackupCodes, methodRouteSchemas } from '../../schemas/methods.js'
 import type { AppHandler } from '../handlers/app.js'
+import type { PublicKeyCredentialCreationOptionsJSON } from './passkey.js'
 
 type LoginRoutes = typeof loginRouteSchemas
 type MethodRoutes = ReturnType<typeof methodRouteSchemas>
@@ -43,9 +44,10 @@ export type MethodInfo = AnswerOf<MethodRoutes['list'], 200>[number]
 export type CreateMethodBody = BodyOf<MethodRoutes['create']>
 /**
  * `setup_data` is the handler's own shape: the app method's `{qr_link, qr_code}`,
- * `{detail}` for a method that sends codes, or a custom handler's fields.
+ * `{detail}` for a method that sends codes, a passkey's `{options}` (for
+ * `startPasskey`, SPEC section 10), or a custom handler's fields.
  */
-export type SetupData = Partial<Static<typeof AppHandler.setupDataSchema> & Static<typeof Detail>> & Record<string, unknown>
+export type SetupData = Partial<Static<typeof AppHandler.setupDataSchema> & Static<typeof Detail> & { options: PublicKeyCredentialCreationOptionsJSON }> & Record<string, unknown>
 export interface CreateMethodAnswer { method: string, backup_codes: Static<typeof BackupCodes>, setup_data: SetupData }
 export type ConfirmMethodBody = BodyOf<MethodRoutes['confirm']>
 export type ConfirmMethodAnswer = AnswerOf<MethodRoutes['confirm'], 200>
