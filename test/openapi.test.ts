@@ -541,7 +541,14 @@ t.test('Swagger UI keeps the authorization over a reload and loads under a CSP i
   const csp = String(page.headers['content-security-policy'])
   t.match(csp, /style-src 'self' 'unsafe-inline'/, "Swagger UI's inline styles are allowed")
   t.match(csp, /script-src 'self';/, 'scripts only from the server')
-  t.match(csp, /img-src [^;]*data:/, 'data: images (the QR code of setup_data)')
+  t.match(csp, /img-src [^;]*data:/, 'data: images (the QR code of setup_data, and the picture of GET /mfa/qr/)')
+  const html = (await app.inject({ method: 'GET', url: '/api/docs' })).body
+  t.notMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script: every script is a file of the server')
+  t.match(html, /src="[^"]*\/static\/theme\/auth-kit-svg-answers\.js"/, 'the page loads the script that shows an SVG answer as a picture')
+  const script = await app.inject({ method: 'GET', url: '/api/docs/static/theme/auth-kit-svg-answers.js' })
+  t.equal(script.statusCode, 200)
+  t.match(script.headers['content-type'], /javascript/)
+  t.match(String(script.headers['content-security-policy']), /script-src 'self';/, 'served under the same policy')
 })
 
 t.test("a host's own route behind authenticate is marked protected in the host's document", async (t) => {
