@@ -17,7 +17,8 @@ import authKitMfa, { AppHandler, EmailHandler } from '../src/index.js'
 import { createDevOutbox } from './dev-outbox.js'
 import { SmsHandler, createSmsOutbox, DEMO_PHONE_NUMBER } from './sms-handler.js'
 
-const dataDir = fileURLToPath(new URL('./data/', import.meta.url))
+// DEMO_DATA_DIR moves the data (test/demo-log.test.ts runs the demo on a scratch directory).
+const dataDir = process.env.DEMO_DATA_DIR !== undefined ? `${process.env.DEMO_DATA_DIR.replace(/\/$/, '')}/` : fileURLToPath(new URL('./data/', import.meta.url))
 mkdirSync(dataDir, { recursive: true })
 
 /**

@@ -12,6 +12,8 @@ import { buildApp, manualClock, secretOf, totp } from './helpers/app.js'
 // no error in the browser console. The test plays the authenticator app.
 // UPDATE_SCREENSHOTS=1 writes the screenshots the README shows into docs/.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+// A browser on a loaded machine is slow: the file gets more than .taprc's 120 s.
+t.setTimeout(5 * 60 * 1000)
 if (!existsSync(CHROMIUM)) {
   t.plan(0, `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium, as .ci/run does) to run the Swagger UI test`)
 } else {
