@@ -16,7 +16,8 @@ import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { buildDemo } from './app.js'
 
-const dataDir = fileURLToPath(new URL('./data/', import.meta.url))
+// DEMO_DATA_DIR moves the data (test/demo-log.test.ts runs the demo on a scratch directory).
+const dataDir = process.env.DEMO_DATA_DIR !== undefined ? `${process.env.DEMO_DATA_DIR.replace(/\/$/, '')}/` : fileURLToPath(new URL('./data/', import.meta.url))
 mkdirSync(dataDir, { recursive: true })
 
 /**

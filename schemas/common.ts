@@ -34,7 +34,10 @@ export type ErrorCode = keyof typeof ERROR_STATUSES
 /** Every error code the plugin answers with (SPEC section 4). */
 export const ERROR_CODES = Object.keys(ERROR_STATUSES) as ErrorCode[]
 
-/** What a person sees in the documented examples: the reason, in the words a client would show. */
+/**
+ * What a person sees in the documented examples: the words the routes really
+ * answer with (src/errors.ts; test/openapi.test.ts holds the two together).
+ */
 const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   FST_ERR_VALIDATION: 'body/code must be string',
   AUTH_KIT_SAME_METHOD: 'The login attempt already uses this method.',
@@ -44,8 +47,8 @@ const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   AUTH_KIT_INVALID_CODE: 'Invalid code.',
   AUTH_KIT_UNAUTHORIZED: 'Authentication required.',
   AUTH_KIT_INVALID_REFRESH_TOKEN: 'The refresh token is invalid, expired or revoked.',
-  AUTH_KIT_STEP_UP_REQUIRED: 'This needs a second factor: get a fresh access token from POST /login/step-up/.',
-  AUTH_KIT_MFA_SETUP_REQUIRED: 'Set up and confirm an MFA method first.',
+  AUTH_KIT_STEP_UP_REQUIRED: 'This needs a second factor checked at login: send a code to POST /login/step-up/ and retry with the new access token.',
+  AUTH_KIT_MFA_SETUP_REQUIRED: 'Set up a second factor first: this token only works on the MFA setup routes.',
   AUTH_KIT_PRIMARY_METHOD_PROTECTED: 'The primary method cannot be deactivated.',
   AUTH_KIT_ACTIVE_METHOD_PROTECTED: 'An active method cannot be deleted.',
   AUTH_KIT_METHOD_NOT_FOUND: 'Requested MFA method does not exist.',
@@ -53,7 +56,7 @@ const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   AUTH_KIT_METHOD_ALREADY_ACTIVE: 'This method is already active.',
   AUTH_KIT_USERNAME_TAKEN: 'That username or email is already registered.',
   AUTH_KIT_NO_EMAIL_ADDRESS: 'The account has no email address for this method.',
-  AUTH_KIT_LOGIN_THROTTLED: 'Too many wrong passwords from this client. Try again in 15 minutes.',
+  AUTH_KIT_LOGIN_THROTTLED: 'Too many wrong passwords from this address. Try again in 15 minutes.',
   AUTH_KIT_TOO_MANY_ATTEMPTS: 'Too many wrong codes. Try again in 15 minutes.',
   AUTH_KIT_RESEND_TOO_SOON: 'A code was sent moments ago. Try again in 30 seconds.',
   AUTH_KIT_DELIVERY_FAILED: 'The code could not be delivered. Try again later.',

@@ -11,7 +11,7 @@ import { resolveOptions, type AuthKitOptions } from './options.js'
 import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
 import { AuthKitCore, decoratorOf, type AuthKitDecorator, type SessionRow as AuthKitSession } from './core.js'
 import { componentSchemas } from '../schemas/index.js'
-import { BEARER_DESCRIPTION, DOCUMENT_TAGS, documentDescription, orderPathsBySession } from './docs.js'
+import { BEARER_DESCRIPTION, DOCUMENT_TAGS, SWAGGER_UI_THEME, documentDescription, orderPathsBySession } from './docs.js'
 import { loginRoutePlugin } from './routes/login.js'
 import { methodRoutePlugin } from './routes/methods.js'
 import type { AuthKitUser } from './users.js'
@@ -99,6 +99,8 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
       // A reload keeps the pasted token (in the browser's localStorage).
       uiConfig: { persistAuthorization: true, displayRequestDuration: true },
       staticCSP: SWAGGER_UI_CSP,
+      // Shows the QR code of GET /mfa/qr/ as a picture (src/docs.ts).
+      theme: SWAGGER_UI_THEME,
     })
   }
 

@@ -121,6 +121,7 @@ t.test('resend within the cooldown is 429 with Retry-After and mails nothing', a
   t.equal(early.status, 429)
   t.equal(early.body.code, 'AUTH_KIT_RESEND_TOO_SOON')
   t.equal(early.headers['retry-after'], '18')
+  t.equal(early.body.message, 'A code was sent moments ago. Try again in 18 seconds.', 'the message says how long, in words')
   t.equal(mailbox.messages.length, before + 1)
   t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code })).status, 200, 'the code sent last still works')
 })

@@ -159,6 +159,7 @@ t.test('send within resendCooldown is 429 with Retry-After and mails nothing', a
   t.equal(early.status, 429)
   t.equal(early.body.code, 'AUTH_KIT_RESEND_TOO_SOON')
   t.equal(early.headers['retry-after'], '40')
+  t.equal(early.body.message, 'A code was sent moments ago. Try again in 40 seconds.')
   t.equal(mailbox.messages.length, before + 1, 'no second mail')
   clock.advance(40)
   const later = mailbox.messages.length

@@ -10,7 +10,7 @@ import { type HandlerServices, type MfaHandler, handlerContext } from '../handle
 import type { Mailer, CodeMailContext } from '../mail.js'
 import { plainMailbox } from '../mail.js'
 import type { AuthKitUser, UserStore } from '../users.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { AuthKitErrors, retryLater } from '../errors.js'
 
 /** Digits of a sent code and of a TOTP (RFC 6238 with 6 digits). */
 export const OTP_DIGITS = 6
@@ -43,6 +43,22 @@ export interface CodeServiceProps {
  */
 export function normalizeOtp (input: string): string {
   return input.replace(/[\s-]/g, '')
+}
+
+/**
+ * Handlers whose latest TOTP check was refused only because the code's step
+ * (or a later one) had already been accepted for the method: the code itself
+ * was right. Read through `matchedSpentStep`, so a route can say "already used".
+ */
+const spentStepChecks = new WeakSet<MfaHandler>()
+
+/**
+ * Whether `handler`'s latest `checkTotp` matched a step of the window that was
+ * already accepted for the method, or that is older than one that was (rule 3).
+ * False after any other outcome, and for methods that send codes.
+ */
+export function matchedSpentStep (handler: MfaHandler): boolean {
+  return spentStepChecks.has(handler)
 }
 
 /** The stored form of a user's TOTP secret is bound to the user and method. */
@@ -118,6 +134,7 @@ export class CodeService implements HandlerServices {
   }
 
   async checkTotp (handler: MfaHandler, input: string): Promise<boolean> {
+    spentStepChecks.delete(handler)
     const code = normalizeOtp(input)
     if (!OTP_PATTERN.test(code)) return false
     let stored: Awaited<ReturnType<CodeService['secretOf']>>
@@ -134,7 +151,10 @@ export class CodeService implements HandlerServices {
     })
     if (!result.valid) return false
     // Each step is good once per method, on any route, in any process.
-    if (!(await this.methods.advanceTotpStep(methodId, (result as { timeStep: number }).timeStep))) return false
+    if (!(await this.methods.advanceTotpStep(methodId, (result as { timeStep: number }).timeStep))) {
+      spentStepChecks.add(handler)
+      return false
+    }
     // Key rotation: a secret sealed under an older key moves to the newest on use,
     // so the older key can be retired once users have logged in.
     if (!this.props.keyring.sealedWithCurrent(sealed)) {
@@ -206,7 +226,7 @@ export class CodeService implements HandlerServices {
       if (!free || !(await this.sentCodes.claimSend(previous.id, previous.sentAt, now, pendingUntil))) {
         const wait = inFlight ? previous.pendingUntil! - now : cooldown - waited
         if (!strict) return inFlight ? 'in-flight' : 'cooldown'
-        throw withRetryAfter(new AuthKitErrors.ResendTooSoon(), Math.max(1, wait / 1000))
+        throw retryLater(AuthKitErrors.ResendTooSoon, wait / 1000)
       }
     }
     try {

@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
 import type { UserTransaction } from '../db/user-lock.js'
 import { UserLockRepository } from '../repositories/user-locks.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { AuthKitErrors, retryLater } from '../errors.js'
 
 /** The longest lock, in seconds: the doubling stops at a day. */
 export const MAX_LOCK_SECONDS = 86400
@@ -56,7 +56,7 @@ export class LockoutService {
   /** 429 while the user is locked. */
   refuseIfLocked ({ lock }: UserTransaction): void {
     const now = this.props.now()
-    if (lock.lockedUntil > now) throw withRetryAfter(new AuthKitErrors.TooManyAttempts(), (lock.lockedUntil - now) / 1000)
+    if (lock.lockedUntil > now) throw retryLater(AuthKitErrors.TooManyAttempts, (lock.lockedUntil - now) / 1000)
   }
 
   /** Seconds of the lock after `lockCount` earlier ones. */

@@ -5,7 +5,7 @@ import type { Keyring } from '../crypto.js'
 import { LoginFailureRepository } from '../repositories/login-failures.js'
 import { isTransientConflict } from '../repositories/db-errors.js'
 import { loginKey, type AuthKitUser, type UserStore } from '../users.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { AuthKitErrors, retryLater } from '../errors.js'
 import type { EventBus, RequestContext } from './events.js'
 
 export interface LoginThrottleSettings {
@@ -77,7 +77,7 @@ export class LoginThrottleService {
     }
     if (blockedUntil === null) return
     this.events.emit('login_throttled', ctx, user === null ? null : String(user.id))
-    throw withRetryAfter(new AuthKitErrors.LoginThrottled(), (blockedUntil - now) / 1000)
+    throw retryLater(AuthKitErrors.LoginThrottled, (blockedUntil - now) / 1000)
   }
 
   /** A right password: the client's count starts over, and the address gets its check back. */

@@ -204,7 +204,7 @@ export class LoginService {
     if (verdict.lockedNow) events.emit('user_locked', ctx, userId, methodName)
     if (!verdict.right || outcome.issued === undefined) {
       events.emit('mfa_failed', ctx, userId, methodName)
-      throw new AuthKitErrors.InvalidCodeLogin()
+      throw verdict.spentStep === true ? new AuthKitErrors.CodeAlreadyUsedLogin() : new AuthKitErrors.InvalidCodeLogin()
     }
     events.emit('mfa_verified', ctx, userId, methodName)
     if (verdict.backupOf !== null) events.emit('backup_code_used', ctx, userId, active.find((m) => m.id === verdict.backupOf)?.name ?? methodName)
@@ -255,7 +255,7 @@ export class LoginService {
     if (verdict.lockedNow) events.emit('user_locked', ctx, userId, row.name)
     if (!verdict.right) {
       events.emit('mfa_failed', ctx, userId, row.name)
-      throw new AuthKitErrors.InvalidCode()
+      throw verdict.spentStep === true ? new AuthKitErrors.CodeAlreadyUsed() : new AuthKitErrors.InvalidCode()
     }
     if (verdict.backupOf !== null) events.emit('backup_code_used', ctx, userId, active.find((m) => m.id === verdict.backupOf)?.name ?? row.name)
     events.emit('step_up_succeeded', ctx, userId, row.name)

@@ -11,11 +11,11 @@ import { SessionRepository } from '../repositories/sessions.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { MfaHandler } from '../handlers/base.js'
-import type { CodeService } from './codes.js'
+import { type CodeService, matchedSpentStep } from './codes.js'
 import type { CodeVerdict, LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { AuthKitErrors, retryLater } from '../errors.js'
 
 export interface MethodPolicies {
   preventDeleteActiveMethod: boolean
@@ -40,6 +40,11 @@ export interface MethodSummary {
 export interface FactorVerdict extends CodeVerdict {
   /** Id of the method whose backup code was used up, or null. */
   backupOf: string | null
+  /**
+   * A refused code that was right for a TOTP step already accepted (rule 3):
+   * the answer may say "already used", since whoever typed it had the code.
+   */
+  spentStep?: boolean
 }
 
 export interface MethodServiceProps {
@@ -121,20 +126,23 @@ export class MethodService {
   async checkFactor (tx: UserTransaction, user: AuthKitUser, row: MethodRow, code: string, options: { ownOnly?: boolean, backupMethods?: MethodRow[] } = {}): Promise<FactorVerdict> {
     const userId = String(user.id)
     let backupOf: string | null = null
+    let spentStep = false
     const verdict = await this.props.lockout.check(tx, userId, async () => {
-      if (await this.handlerFor(user, row, tx.trx).validateOtpCode(code)) return true
+      const handler = this.handlerFor(user, row, tx.trx)
+      if (await handler.validateOtpCode(code)) return true
+      spentStep = matchedSpentStep(handler)
       if (options.ownOnly === true) return false
       const ids = (options.backupMethods ?? [row]).map((m) => m.id)
       backupOf = await this.props.codes.on(tx.trx).consumeBackupCode(userId, ids, code)
       return backupOf !== null
     })
-    return { ...verdict, backupOf }
+    return { ...verdict, backupOf, spentStep: !verdict.right && spentStep }
   }
 
   /** After the transaction: the events a code check owes, and 403 for a wrong code. */
   private settle (ctx: RequestContext, userId: string, name: string, verdict: FactorVerdict, backupMethods: MethodRow[] = []): void {
     if (verdict.lockedNow) this.props.events.emit('user_locked', ctx, userId, name)
-    if (!verdict.right) throw new AuthKitErrors.InvalidCode()
+    if (!verdict.right) throw verdict.spentStep === true ? new AuthKitErrors.CodeAlreadyUsed() : new AuthKitErrors.InvalidCode()
     if (verdict.backupOf !== null) {
       this.props.events.emit('backup_code_used', ctx, userId, backupMethods.find((m) => m.id === verdict.backupOf)?.name ?? name)
     }
@@ -158,7 +166,7 @@ export class MethodService {
     if (cls.REQUIRES_DISPATCH) {
       // Within the cooldown nothing new is sent; the code sent last still works.
       const sent = await codes.dispatch(handler, false, async () => { setupData = await handler.initializeMethod() })
-      if (sent === 'in-flight') throw withRetryAfter(new AuthKitErrors.ResendTooSoon(), this.props.policies.resendCooldown)
+      if (sent === 'in-flight') throw retryLater(AuthKitErrors.ResendTooSoon, this.props.policies.resendCooldown)
       if (sent === 'cooldown') setupData = { detail: cls.SETUP_RESPONSE_MESSAGE }
     } else {
       setupData = await handler.initializeMethod()

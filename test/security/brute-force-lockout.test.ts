@@ -66,11 +66,13 @@ t.test('wrong codes count across login attempts, backup codes, methods and route
     t.equal(res.status, 429)
     t.equal(res.body.code, 'AUTH_KIT_TOO_MANY_ATTEMPTS')
     t.equal(res.headers['retry-after'], '900', 'Retry-After is the lock\'s remaining time')
+    t.equal(res.body.message, 'Too many wrong codes. Try again in 15 minutes.', 'the message says it in words')
   }
   clock.advance(100)
   const later = await post(app, '/mfa/backup-codes/', { method: 'app', code: user.backupCodes[1] }, user.access)
   t.equal(later.status, 429)
   t.equal(later.headers['retry-after'], '800')
+  t.equal(later.body.message, 'Too many wrong codes. Try again in 14 minutes.', '800 seconds, rounded up to whole minutes')
   t.same((await get(app, '/mfa/', user.access)).body, before, 'nothing was consumed or changed during the lock')
   t.equal(log.ofType('user_locked').length, 1, 'refusals during the lock do not lock again')
 

@@ -7,7 +7,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { AppHandler } from '../../src/index.js'
 import { buildApp, manualClock, post, get, totp } from '../helpers/app.js'
-import { recordingMethod, userWithAppAndSms, startLogin, twoInstances } from '../helpers/security.js'
+import { recordingMethod, userWithAppAndSms, startLogin, twoInstances, wrongCode } from '../helpers/security.js'
 
 const N = 8
 
@@ -56,6 +56,59 @@ t.test('a TOTP step is accepted once for a method, on any route', async (t) => {
   t.not(previous, next)
   t.equal((await post(b, '/login/verify/', { ephemeral_token: await startLogin(b, user), code: previous })).status, 401,
     'an older step inside the window is refused once a later one was used')
+})
+
+const ALREADY_USED = 'This code, or a newer one, was already used. Wait for the next code and try again.'
+
+t.test('a code just used is refused with the status and code of a wrong one, and a message that says it was used', async (t) => {
+  const { a, clock, user } = await setup(t)
+  const code = await totp(user.secret, clock.now())
+  t.equal((await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code })).status, 200)
+
+  const atLogin = await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code })
+  t.same(atLogin.body, { statusCode: 401, code: 'AUTH_KIT_INVALID_CODE', error: 'Unauthorized', message: ALREADY_USED },
+    'at login verify: 401 AUTH_KIT_INVALID_CODE (SPEC section 4), and the message says to wait for the next code')
+  for (const [url, body] of [
+    ['/mfa/backup-codes/', { method: 'app', code }],
+    ['/mfa/deactivate/', { method: 'sms', code }],
+    ['/mfa/primary/', { method: 'sms', primary_code: code }],
+    ['/login/step-up/', { code }],
+  ] as const) {
+    const res = await post(a, url, body, user.access)
+    t.same(res.body, { statusCode: 403, code: 'AUTH_KIT_INVALID_CODE', error: 'Forbidden', message: url === '/mfa/deactivate/' ? 'Invalid code.' : ALREADY_USED },
+      url === '/mfa/deactivate/' ? `${url}: the app's code is no code of sms, so it is simply wrong` : `${url}: 403, "already used"`)
+  }
+
+  // A step older than the one accepted, still inside the window: "or a newer one".
+  clock.advance(30)
+  const next = await totp(user.secret, clock.now())
+  t.equal((await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code: next })).status, 200)
+  const older = await totp(user.secret, clock.now() - 30_000)
+  t.equal((await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code: older })).body.message, ALREADY_USED,
+    'a step before the accepted one is refused as used too')
+})
+
+t.test('"already used" is said only for a right code of a spent step: nothing an attacker lacks', async (t) => {
+  const { a, clock, user } = await setup(t)
+  const window = await Promise.all([-1, 0, 1].map(async (k) => totp(user.secret, clock.now() + k * 30_000)))
+  const messages = async (code: string): Promise<string> => {
+    const res = await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code })
+    t.equal(res.status, 401)
+    t.equal(res.body.code, 'AUTH_KIT_INVALID_CODE')
+    return res.body.message
+  }
+  // Every refusal that is not a right code of a spent step reads the same.
+  t.equal(await messages(wrongCode(...window)), 'Invalid code.', 'a wrong code')
+  t.equal(await messages(await totp(user.secret, clock.now() - 10 * 60_000)), 'Invalid code.', 'a right code of a step outside the window')
+  t.equal(await messages('ZZZZ-ZZZZ-ZZZZ-ZZZZ'), 'Invalid code.', 'a wrong backup code')
+  // A used backup code is not a TOTP step: it reads as any wrong code.
+  t.equal((await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code: user.backupCodes[0] })).status, 200)
+  t.equal(await messages(user.backupCodes[0]), 'Invalid code.', 'a used backup code says nothing more')
+  // The helper's step-up spent the step before now: a right code of it is "used".
+  t.equal(await messages(window[0]), ALREADY_USED, 'the step the session was stepped up with')
+  // The next step, not yet accepted, works: "wait for the next code" is true advice.
+  t.equal((await post(a, '/login/verify/', { ephemeral_token: await startLogin(a, user), code: window[2] })).status, 200, 'the next step is accepted')
+  t.equal(await messages(window[2]), ALREADY_USED, 'and then it is the used one')
 })
 
 t.test(`${N} parallel logins with one TOTP code across two processes: exactly one succeeds`, async (t) => {
