@@ -88,7 +88,11 @@ export function methodRouteSchemas (o: MethodRouteOptions) {
 
 /** The method route schemas of methods that take codes. */
 function codeMethodRouteSchemas (o: MethodRouteOptions) {
-  const setupVariants = o.setupSchemas.map(({ name, schema }) => ({ ...schema, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }))
+  // A variant inside oneOf keeps no `examples` (OpenAPI 3.0 has no such schema keyword); the create answer's examples show them.
+  const setupVariants = o.setupSchemas.map(({ name, schema }) => {
+    const { examples: _examples, ...variant } = schema
+    return { ...variant, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }
+  })
   const names = o.setupSchemas.map(({ name }) => name)
   const createExamples = Object.fromEntries(o.setupSchemas.flatMap(({ name, schema }) => {
     const setupData = setupExample(name, schema)

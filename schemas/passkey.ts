@@ -60,7 +60,6 @@ export const PasskeyAuthenticationResponse = Type.Object({
 })
 
 const EXAMPLE_CHALLENGE = 'mWcN1xRyLr9k0sQ4eJ2tVbH7uA5fZ3pD8gK6oYi1wXc'
-const EXAMPLE_CREDENTIAL_ID = 'AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA'
 
 /** `challenge`: the options for `navigator.credentials.get()` (WebAuthn `PublicKeyCredentialRequestOptionsJSON`). */
 export const PasskeyRequestOptions = Type.Object({
@@ -75,7 +74,6 @@ export const PasskeyRequestOptions = Type.Object({
   title: 'PasskeyRequestOptions',
   additionalProperties: true,
   description: 'Hand it to `PublicKeyCredential.parseRequestOptionsFromJSON()`, then to `navigator.credentials.get({ publicKey })`; send the answer\'s `toJSON()` as `credential`. Good for one right answer, within `mfa.ephemeralTokenExpiry`.',
-  examples: [{ challenge: EXAMPLE_CHALLENGE, timeout: 600000, rpId: 'example.com', allowCredentials: [{ id: EXAMPLE_CREDENTIAL_ID, type: 'public-key', transports: ['internal'] }], userVerification: 'discouraged' }],
 })
 
 /** `setup_data.options`: the options for `navigator.credentials.create()` (WebAuthn `PublicKeyCredentialCreationOptionsJSON`). */
@@ -100,21 +98,23 @@ export const PasskeyCreationOptions = Type.Object({
   title: 'PasskeyCreationOptions',
   additionalProperties: true,
   description: 'Hand it to `PublicKeyCredential.parseCreationOptionsFromJSON()`, then to `navigator.credentials.create({ publicKey })`; send the answer\'s `toJSON()` as `credential` to POST /mfa/confirm/. Good for one right answer, within `mfa.ephemeralTokenExpiry`.',
-  examples: [{
-    rp: { name: 'My App', id: 'example.com' },
-    user: { id: 'q1w2e3r4t5y6u7i8o9p0aQ', name: 'alice', displayName: 'alice' },
-    challenge: EXAMPLE_CHALLENGE,
-    pubKeyCredParams: [{ alg: -8, type: 'public-key' }, { alg: -7, type: 'public-key' }, { alg: -257, type: 'public-key' }],
-    timeout: 600000,
-    excludeCredentials: [],
-    authenticatorSelection: { residentKey: 'preferred', requireResidentKey: false, userVerification: 'discouraged' },
-    attestation: 'none',
-  }],
 })
+
+/** What `setup_data.options` looks like, for the documented example of POST /mfa/. */
+const EXAMPLE_CREATION_OPTIONS = {
+  rp: { name: 'My App', id: 'example.com' },
+  user: { id: 'q1w2e3r4t5y6u7i8o9p0aQ', name: 'alice', displayName: 'alice' },
+  challenge: EXAMPLE_CHALLENGE,
+  pubKeyCredParams: [{ alg: -8, type: 'public-key' }, { alg: -7, type: 'public-key' }, { alg: -257, type: 'public-key' }],
+  timeout: 600000,
+  excludeCredentials: [],
+  authenticatorSelection: { residentKey: 'preferred', requireResidentKey: false, userVerification: 'discouraged' },
+  attestation: 'none',
+}
 
 /** `setup_data` of `POST /mfa/ {method: 'passkey'}`. */
 export const PasskeySetupData = Type.Object({ options: PasskeyCreationOptions }, {
   title: 'PasskeySetupData',
   description: 'Create the passkey with `options`, then confirm it with POST /mfa/confirm/ `{method: "passkey", credential}`.',
-  examples: [{ options: PasskeyCreationOptions.examples[0] }],
+  examples: [{ options: EXAMPLE_CREATION_OPTIONS }],
 })
