@@ -96,14 +96,18 @@ function clientData (type: 'webauthn.create' | 'webauthn.get', challenge: string
 
 /** One authenticator holding one ES256 credential, as a browser would present it. */
 export class SoftwareAuthenticator {
-  readonly credentialId = randomBytes(32)
+  readonly credentialId: Buffer
   private readonly privateKey: KeyObject
   private readonly publicKey: KeyObject
   /** The signature counter after the last answer. */
   counter = 0
 
-  /** `origin`: the page the "browser" is on, e.g. http://localhost:3000. */
-  constructor (readonly origin: string) {
+  /**
+   * `origin`: the page the "browser" is on, e.g. http://localhost:3000.
+   * `credentialIdBytes`: the length of the credential id (WebAuthn allows 16 to 1023).
+   */
+  constructor (readonly origin: string, { credentialIdBytes = 32 }: { credentialIdBytes?: number } = {}) {
+    this.credentialId = randomBytes(credentialIdBytes)
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
     this.privateKey = pair.privateKey
     this.publicKey = pair.publicKey
