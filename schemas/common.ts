@@ -1,4 +1,4 @@
-import { Type, type StringOptions, type TSchema, type TString } from '@sinclair/typebox'
+import { Type, type StringOptions, type TObject, type TSchema, type TString } from '@sinclair/typebox'
 
 /**
  * Every error code the plugin answers with, and the statuses it comes with
@@ -179,6 +179,47 @@ export const RefreshTokenInput = TextInput({ maxLength: 512, description: 'A ref
 export const DeviceTokenInput = TextInput({ maxLength: 256, description: 'The `device_token` a POST /login/verify/ with `remember_device: true` answered.' })
 /** The id of a session or a device, as GET /sessions/ and GET /devices/ list it. */
 export const RecordIdInput = TextInput({ maxLength: 128, description: 'An `id` from the list.' })
+
+/**
+ * The fields challenge–response methods (passkeys, SPEC section 10) add to
+ * the routes, as the configured handlers declare them; a field no handler
+ * declares is never added, so the document shows none of it.
+ */
+export interface ChallengeResponseFields {
+  /** `challenge` in the answers of login step 1, change-method and resend. */
+  challenge?: TSchema
+  /** `challenge` in the answer of `POST /mfa/send/`. */
+  sendChallenge?: TSchema
+  /** `credential` at login verify, step-up and the method routes that take a code. */
+  credential?: TSchema
+  /** `credential` at `POST /mfa/confirm/`. */
+  setupCredential?: TSchema
+}
+
+/**
+ * A request body that also takes `credential` where it takes the code
+ * `field`: one of the two when `required`, at most one otherwise, so a body
+ * with both is a 400 like any body that misses the schema.
+ */
+export function withCredential (body: TObject, credential: TSchema, field: string, required: boolean, note: string): TObject {
+  const properties: Record<string, TSchema> = { ...body.properties }
+  properties[field] = Type.Optional(properties[field])
+  properties.credential = Type.Optional(Type.Unsafe({ ...credential, description: joined(note, credential.description) }))
+  const either = required
+    ? { oneOf: [{ required: [field] }, { required: ['credential'] }] }
+    : { not: { required: [field, 'credential'] } }
+  return Type.Object(properties, { additionalProperties: false, examples: body.examples, ...either })
+}
+
+/** An answer that may also carry the `challenge` of a challenge–response method. */
+export function withChallenge (answer: TObject, challenge: TSchema, note: string): TObject {
+  const { properties, required: _required, type: _type, ...options } = answer as TObject & Record<string, unknown>
+  return Type.Object({ ...properties, challenge: Type.Optional(Type.Unsafe({ ...challenge, description: joined(note, challenge.description) })) }, options)
+}
+
+function joined (...parts: unknown[]): string {
+  return parts.filter((part) => typeof part === 'string' && part !== '').join(' ')
+}
 
 /** The configured handlers' names: an unknown name is a 400 at validation. */
 export function methodNameSchema (names: string[]): TSchema {

@@ -1,5 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox'
-import { CodeInput, Detail, errorResponses, namedResponse } from './common.js'
+import { type ChallengeResponseFields, CodeInput, Detail, errorResponses, namedResponse, withChallenge, withCredential } from './common.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
 const strict = { additionalProperties: false }
@@ -41,7 +41,7 @@ export function createdMethod (setupData: TSchema): TSchema {
   return Type.Object({ method: Type.String(), backup_codes: BackupCodes, setup_data: setupData })
 }
 
-export interface MethodRouteOptions {
+export interface MethodRouteOptions extends ChallengeResponseFields {
   /** The configured handlers: their setup shapes make `setup_data`. */
   setupSchemas: Array<{ name: string, schema: TSchema }>
   deleteActiveMethodRequireCode: boolean
@@ -50,9 +50,49 @@ export interface MethodRouteOptions {
 
 export type MethodRouteName = 'list' | 'create' | 'qr' | 'confirm' | 'primary' | 'deactivate' | 'delete' | 'send' | 'backupCodes'
 
-/** Route schemas of SPEC section 3, "Methods", for the configured handlers. */
+/** What a method route's `credential` is, when a configured method answers challenges (SPEC section 10). */
+const METHOD_CREDENTIAL = 'Instead of the code, for a method that answers challenges (a passkey): the answer to the `challenge` of POST /mfa/send/.'
+
+/**
+ * Route schemas of SPEC section 3, "Methods", for the configured handlers.
+ * With a challenge–response method (a passkey), the routes that take a code
+ * take `credential` instead, and send may answer a `challenge`.
+ */
 export function methodRouteSchemas (o: MethodRouteOptions) {
-  const setupVariants = o.setupSchemas.map(({ name, schema }) => ({ ...schema, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }))
+  const schemas = codeMethodRouteSchemas(o)
+  const { credential, setupCredential, sendChallenge } = o
+  // The static types stay those of the code-only bodies (what the typed client
+  // is built from); `credential` is typed by the passkey schemas (schemas/passkey.ts).
+  type Body<K extends keyof typeof schemas> = (typeof schemas)[K] extends { body: infer B } ? B : never
+  if (setupCredential !== undefined) {
+    schemas.confirm.body = withCredential(schemas.confirm.body, setupCredential, 'code', true,
+      'Instead of `code`, for a method that answers challenges (a passkey): the answer to `setup_data.options` of POST /mfa/.') as Body<'confirm'>
+  }
+  if (credential !== undefined) {
+    schemas.primary.body = withCredential(schemas.primary.body, credential, 'primary_code', o.updatePrimaryMethodRequirePrimaryCode,
+      'Instead of `primary_code`, when the current primary answers challenges (a passkey): the answer to the `challenge` of POST /mfa/send/ for it.') as Body<'primary'>
+    schemas.deactivate.body = withCredential(schemas.deactivate.body, credential, 'code', true, METHOD_CREDENTIAL) as Body<'deactivate'>
+    schemas.delete.body = withCredential(schemas.delete.body, credential, 'code', false, METHOD_CREDENTIAL) as Body<'delete'>
+    schemas.backupCodes.body = withCredential(schemas.backupCodes.body, credential, 'code', true, METHOD_CREDENTIAL) as Body<'backupCodes'>
+  }
+  if (sendChallenge !== undefined) {
+    schemas.send.description += ' A passkey is sent no code: the answer carries a `challenge` instead.'
+    schemas.send.response = {
+      ...schemas.send.response,
+      200: withChallenge(Type.Object({ detail: Type.String() }, { description: 'A code is on its way, or (a passkey) a challenge to answer.', examples: [{ detail: 'MFA code sent.' }] }),
+        sendChallenge, 'Only for a method that answers challenges (a passkey).'),
+    }
+  }
+  return schemas
+}
+
+/** The method route schemas of methods that take codes. */
+function codeMethodRouteSchemas (o: MethodRouteOptions) {
+  // A variant inside oneOf keeps no `examples` (OpenAPI 3.0 has no such schema keyword); the create answer's examples show them.
+  const setupVariants = o.setupSchemas.map(({ name, schema }) => {
+    const { examples: _examples, ...variant } = schema
+    return { ...variant, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }
+  })
   const names = o.setupSchemas.map(({ name }) => name)
   const createExamples = Object.fromEntries(o.setupSchemas.flatMap(({ name, schema }) => {
     const setupData = setupExample(name, schema)

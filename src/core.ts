@@ -64,10 +64,10 @@ export class AuthKitCore {
     this.events = new EventBus(options.onEvent, log, now)
     this.tokens = new TokenService({ db, keyring, settings: options.tokens, now })
     const lockout = new LockoutService({ settings: mfa, now })
-    const codes = new CodeService({ db, keyring, settings: mfa, users: this.users, mailer: this.mailer, now })
+    const codes = new CodeService({ db, keyring, settings: mfa, users: this.users, mailer: this.mailer, webauthn: options.webauthn, now })
     this.methods = new MethodService({ db, registry: this.registry, codes, lockout, events: this.events, policies: mfa, now })
     this.login = new LoginService({
-      db, keyring, users: this.users, registry: this.registry, codes, methods: this.methods, tokens: this.tokens, events: this.events, now,
+      db, keyring, users: this.users, registry: this.registry, methods: this.methods, tokens: this.tokens, events: this.events, now,
       throttle: new LoginThrottleService(db, keyring, this.users, options.login, this.events, now),
       onUserGone: async (userId) => this.account.forgetGoneUser(userId),
       settings: { mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken, required: mfa.required, trustedDeviceDays: mfa.trustedDeviceDays },

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { AuthKitOptionsError } from './errors.js'
-import { MfaHandler, type MfaHandlerClass } from './handlers/base.js'
+import { MfaHandler, type MfaHandlerClass, type WebAuthnSettings } from './handlers/base.js'
 import { AppHandler } from './handlers/app.js'
 import { EmailHandler } from './handlers/email.js'
 import { DEFAULT_DELIVERY_TIMEOUT, type EmailOptions } from './mail.js'
@@ -58,6 +58,14 @@ export interface AuthKitOptions {
   email?: EmailOptions
   /** Security notification mails (SPEC section 9). @default true when `email` is set */
   notifications?: boolean
+  /**
+   * The WebAuthn relying party of passkeys (SPEC section 10); required when
+   * `PasskeyHandler` is in `mfa.handlers`. `rpID`: the domain credentials are
+   * scoped to, the host of every origin or a parent domain of it (`example.com`).
+   * `rpName`: the name authenticators show. `origins`: every origin a passkey
+   * may be used from (`https://app.example.com`; `http:` only for `localhost`).
+   */
+  webauthn?: { rpID: string, rpName: string, origins: string[] | string }
   docs?: false | { routePrefix?: string }
   onEvent?: (event: AuthKitEvent) => void | Promise<void>
   now?: () => number
@@ -95,6 +103,8 @@ export interface ResolvedOptions {
   }
   email?: EmailOptions & { from: string }
   notifications: boolean
+  /** The relying party of passkeys, or null when the option is not set. */
+  webauthn: WebAuthnSettings | null
   docs: false | { routePrefix: string }
   onEvent?: (event: AuthKitEvent) => void | Promise<void>
   now: () => number
@@ -120,7 +130,7 @@ function isHandlerClass (value: unknown): value is MfaHandlerClass {
   return typeof value === 'function' && value.prototype instanceof MfaHandler
 }
 
-export function checkHandlers (handlers: unknown, emailConfigured: boolean): MfaHandlerClass[] {
+export function checkHandlers (handlers: unknown, emailConfigured: boolean, webauthnConfigured = false): MfaHandlerClass[] {
   if (!Array.isArray(handlers) || handlers.length === 0) throw new AuthKitOptionsError('mfa.handlers', 'must be a non-empty array of MfaHandler classes')
   const seen = new Map<string, string>()
   for (const [i, cls] of handlers.entries()) {
@@ -143,8 +153,45 @@ export function checkHandlers (handlers: unknown, emailConfigured: boolean): Mfa
     if ((cls as unknown as { SENDS_EMAIL?: boolean }).SENDS_EMAIL === true && !emailConfigured) {
       throw new AuthKitOptionsError('mfa.handlers', `lists ${label}, which sends email, but email.transport is not set`)
     }
+    if ((cls as unknown as { USES_WEBAUTHN?: boolean }).USES_WEBAUTHN === true && !webauthnConfigured) {
+      throw new AuthKitOptionsError('webauthn', `is required when ${label} is in mfa.handlers: set webauthn: { rpID, rpName, origins }`)
+    }
+    for (const key of ['challengeSchema', 'sendChallengeSchema', 'credentialSchema', 'setupCredentialSchema'] as const) {
+      const schema = cls[key]
+      if (schema !== undefined && (typeof schema !== 'object' || schema === null)) throw new AuthKitOptionsError('mfa.handlers', `has ${label} whose ${key} is not a JSON schema (TypeBox) object`)
+    }
   }
   return handlers as MfaHandlerClass[]
+}
+
+/** A host name as a WebAuthn relying party id: a domain, no scheme, port or path. */
+const RP_ID = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
+
+/**
+ * The `webauthn` option (WebAuthn Level 3, section 5.1.4.1 and 13.4.9): every
+ * origin must be https (http only on localhost, a secure context) and its host
+ * the rpID or a subdomain of it, or no browser would ever answer.
+ */
+function resolveWebAuthn (value: unknown): WebAuthnSettings | null {
+  if (value === undefined) return null
+  if (typeof value !== 'object' || value === null) throw new AuthKitOptionsError('webauthn', 'must be an object { rpID, rpName, origins }')
+  const { rpID, rpName, origins } = value as Record<string, unknown>
+  if (typeof rpID !== 'string' || !RP_ID.test(rpID)) throw new AuthKitOptionsError('webauthn.rpID', `must be a lower-case domain name without scheme or port, such as "example.com" (got ${JSON.stringify(rpID)})`)
+  if (typeof rpName !== 'string' || rpName.trim() === '' || rpName.length > 64) throw new AuthKitOptionsError('webauthn.rpName', 'must be a non-empty string of at most 64 characters')
+  const list = typeof origins === 'string' ? [origins] : origins
+  if (!Array.isArray(list) || list.length === 0) throw new AuthKitOptionsError('webauthn.origins', 'must be an origin or a non-empty array of origins, such as ["https://example.com"]')
+  for (const origin of list) {
+    let url: URL
+    try {
+      url = new URL(String(origin))
+    } catch {
+      throw new AuthKitOptionsError('webauthn.origins', `has ${JSON.stringify(origin)}, which is not a URL`)
+    }
+    if (typeof origin !== 'string' || url.origin !== origin) throw new AuthKitOptionsError('webauthn.origins', `has ${JSON.stringify(origin)}: write an origin alone, scheme and host (and port), no path or trailing slash`)
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && url.hostname === 'localhost')) throw new AuthKitOptionsError('webauthn.origins', `has ${origin}: passkeys need https (http only on localhost)`)
+    if (url.hostname !== rpID && !url.hostname.endsWith(`.${rpID}`)) throw new AuthKitOptionsError('webauthn.origins', `has ${origin}, whose host is neither webauthn.rpID "${rpID}" nor a subdomain of it`)
+  }
+  return { rpID, rpName, origins: [...list as string[]] }
 }
 
 function requiredPolicy (value: unknown): ResolvedOptions['mfa']['required'] {
@@ -175,7 +222,8 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
     email = { ...o.email, from: o.email.from, timeout: positiveInt('email.timeout', o.email.timeout, DEFAULT_DELIVERY_TIMEOUT, { max: 600 }) }
   }
   const m = o.mfa ?? {}
-  const handlers = checkHandlers(m.handlers ?? (email !== undefined ? [AppHandler, EmailHandler] : [AppHandler]), email !== undefined)
+  const webauthn = resolveWebAuthn(o.webauthn)
+  const handlers = checkHandlers(m.handlers ?? (email !== undefined ? [AppHandler, EmailHandler] : [AppHandler]), email !== undefined, webauthn !== null)
 
   let docs: ResolvedOptions['docs'] = { routePrefix: '/api/docs' }
   if (o.docs === false) docs = false
@@ -240,6 +288,7 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
     },
     email,
     notifications: bool('notifications', o.notifications, email !== undefined) && email !== undefined,
+    webauthn,
     docs,
     onEvent: o.onEvent,
     now: o.now ?? Date.now,

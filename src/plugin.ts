@@ -79,7 +79,7 @@ const withBearerScheme: SwaggerTransform = ({ schema, url, ...document }) => {
  */
 async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { core: AuthKitCore, hostSwagger: boolean }): Promise<void> {
   const { options } = core
-  if (!hostSwagger) for (const schema of componentSchemas(core.registry.list())) scope.addSchema(schema)
+  if (!hostSwagger) for (const schema of componentSchemas(core.registry.list(), core.registry.challengeResponseSchemas())) scope.addSchema(schema)
   else scope.addHook('onRoute', (route) => { route.config = { ...route.config, swaggerTransform: withBearerScheme } })
 
   if (options.docs !== false && !hostSwagger) {
@@ -174,7 +174,7 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   // With the host's own @fastify/swagger, the routes join its document.
   const hostSwagger = app.hasDecorator('swagger')
   if (hostSwagger) {
-    for (const schema of componentSchemas(core.registry.list())) app.addSchema(schema)
+    for (const schema of componentSchemas(core.registry.list(), core.registry.challengeResponseSchemas())) app.addSchema(schema)
     // The host's own routes behind authenticate show the padlock in its document
     // (README, "Protecting your own routes"); a `security` of the host's own stands.
     app.addHook('onRoute', (route) => {

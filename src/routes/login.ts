@@ -1,13 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { loginRouteSchemas as s } from '../../schemas/login.js'
+import { loginRouteSchemasFor } from '../../schemas/login.js'
 import { type AuthKitCore, requestContext } from '../core.js'
-import { bothSlashes } from './route.js'
+import { bothSlashes, factorResponse } from './route.js'
 
 type Body<T> = { Body: T }
 
 /** Login, tokens, sessions and devices: SPEC section 3, "Login". */
 export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
   const { login, tokens, account, users } = core
+  const s = loginRouteSchemasFor(core.registry.challengeResponseSchemas())
   // Ending sessions or forgetting devices needs a second factor once the user
   // has one: a password-only login cannot sign out the user's stronger ones.
   const gated = [core.authenticate, async (request: FastifyRequest, reply: FastifyReply) => core.requireSecondFactorForChanges(request, reply)]
@@ -81,13 +82,13 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/verify/', schema: s.verify,
-    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string, code: string, remember_device?: boolean }>>) =>
-      login.verify(requestContext(request), request.body.ephemeral_token, request.body.code, request.body.remember_device === true),
+    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string, code?: string, credential?: unknown, remember_device?: boolean }>>) =>
+      login.verify(requestContext(request), request.body.ephemeral_token, factorResponse(request.body), request.body.remember_device === true),
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/step-up/', schema: s.stepUp, onRequest: core.authenticate,
-    handler: async (request: FastifyRequest<Body<{ code: string, method?: string }>>) =>
-      login.stepUp(requestContext(request), request.user, request.authKitSession!.id, request.body.code, request.body.method),
+    handler: async (request: FastifyRequest<Body<{ code?: string, credential?: unknown, method?: string }>>) =>
+      login.stepUp(requestContext(request), request.user, request.authKitSession!.id, factorResponse(request.body), request.body.method),
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/change-method/', schema: s.changeMethod,

@@ -3,9 +3,9 @@ import { createdMethod, methodRouteSchemas } from '../../schemas/methods.js'
 import { type AuthKitCore, requestContext } from '../core.js'
 import { AMR_TWO_STEP } from '../services/tokens.js'
 import { AuthKitErrors } from '../errors.js'
-import { bothSlashes } from './route.js'
+import { bothSlashes, factorResponse } from './route.js'
 
-type Body = { Body: { method: string, code?: string, primary_code?: string } }
+type Body = { Body: { method: string, code?: string, primary_code?: string, credential?: unknown } }
 
 /** What the onRequest guard of each method route lets through (SPEC section 3, rule 1, section 9). */
 interface MethodRouteAccess {
@@ -20,6 +20,7 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
   const { mfa } = core.options
   const s = methodRouteSchemas({
     setupSchemas: core.registry.classes().map((cls) => ({ name: cls.NAME, schema: cls.setupDataSchema })),
+    ...core.registry.challengeResponseSchemas(),
     deleteActiveMethodRequireCode: mfa.deleteActiveMethodRequireCode,
     updatePrimaryMethodRequirePrimaryCode: mfa.updatePrimaryMethodRequirePrimaryCode,
   })
@@ -58,7 +59,7 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
     handler: async (request) => {
       const ctx = requestContext(request)
       const session = request.authKitSession!
-      await methods.confirm(ctx, request.user, request.body.method, request.body.code ?? '', session.id)
+      await methods.confirm(ctx, request.user, request.body.method, factorResponse(request.body), session.id)
       if (!session.setupOnly) return { detail: 'Activated MFA method.' }
       // Enrolment finished with a setup-only token: the setup session ends and a full one begins.
       const userId = String(request.user.id)
@@ -78,35 +79,35 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
   route({
     method: 'POST', url: '/mfa/primary/', schema: s.primary,
     handler: async (request) => {
-      await methods.setPrimary(requestContext(request), request.user, request.body.method, request.body.primary_code)
+      await methods.setPrimary(requestContext(request), request.user, request.body.method, factorResponse(request.body, 'primary_code'))
       return { detail: 'Updated primary MFA method.' }
     },
   }, { setup: false, gated: true })
   route({
     method: 'POST', url: '/mfa/deactivate/', schema: s.deactivate,
     handler: async (request) => {
-      await methods.deactivate(requestContext(request), request.user, request.body.method, request.body.code ?? '')
+      await methods.deactivate(requestContext(request), request.user, request.body.method, factorResponse(request.body))
       return { detail: 'Deactivated MFA method.' }
     },
   }, { setup: false, gated: true })
   route({
     method: 'POST', url: '/mfa/delete/', schema: s.delete,
     handler: async (request, reply) => {
-      await methods.delete(requestContext(request), request.user, request.body.method, request.body.code)
+      await methods.delete(requestContext(request), request.user, request.body.method, factorResponse(request.body))
       return reply.code(204).send()
     },
   }, { setup: false, gated: true })
   route({
     method: 'POST', url: '/mfa/send/', schema: s.send,
     handler: async (request) => {
-      await methods.send(requestContext(request), request.user, request.body.method)
-      return { detail: 'MFA code sent.' }
+      const dispatched = await methods.send(requestContext(request), request.user, request.body.method)
+      return { ...dispatched, detail: dispatched.detail ?? 'MFA code sent.' }
     },
   }, { setup: true, gated: false })
   route({
     method: 'POST', url: '/mfa/backup-codes/', schema: s.backupCodes,
     handler: async (request) => ({
-      backup_codes: await methods.regenerateBackupCodes(requestContext(request), request.user, request.body.method, request.body.code ?? ''),
+      backup_codes: await methods.regenerateBackupCodes(requestContext(request), request.user, request.body.method, factorResponse(request.body)),
     }),
   }, { setup: false, gated: true })
 }

@@ -1,12 +1,14 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { generateSecret, generateURI, generate as generateTotp, verify as verifyTotp } from 'otplib'
 import type { Database } from '../db/types.js'
-import { BACKUP_CODE_COST, type Keyring, normalizeCrockford, randomCrockford, randomDigits, slowHash, slowVerify } from '../crypto.js'
+import { BACKUP_CODE_COST, type Keyring, normalizeCrockford, randomCrockford, randomDigits, randomToken, slowHash, slowVerify } from '../crypto.js'
 import { MethodRepository } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import { SentCodeRepository, type SentCodeRow } from '../repositories/sent-codes.js'
-import { type HandlerServices, type MfaHandler, handlerContext } from '../handlers/base.js'
+import { ChallengeRepository } from '../repositories/challenges.js'
+import { CredentialRepository } from '../repositories/credentials.js'
+import { type ChallengeScope, type HandlerServices, type MfaHandler, type StoredCredential, type WebAuthnSettings, handlerContext } from '../handlers/base.js'
 import type { Mailer, CodeMailContext } from '../mail.js'
 import { plainMailbox } from '../mail.js'
 import type { AuthKitUser, UserStore } from '../users.js'
@@ -20,6 +22,8 @@ export interface CodeSettings {
   applicationName: string
   /** Seconds between two codes sent for one method of one user. */
   resendCooldown: number
+  /** Seconds a login attempt lives, and so a challenge. */
+  ephemeralTokenExpiry: number
   backupCodes: { count: number, length: number, secureHash: boolean }
 }
 
@@ -34,6 +38,8 @@ export interface CodeServiceProps {
   settings: CodeSettings
   users: UserStore<any>
   mailer: Mailer | null
+  /** The relying party of passkeys, or null when `webauthn` is not set. */
+  webauthn: WebAuthnSettings | null
   now: () => number
 }
 
@@ -61,6 +67,19 @@ export function matchedSpentStep (handler: MfaHandler): boolean {
   return spentStepChecks.has(handler)
 }
 
+/** Random bytes of a challenge (WebAuthn wants at least 16). */
+const CHALLENGE_BYTES = 32
+
+/** The stored key of a challenge scope. */
+function scopeKey (scope: ChallengeScope): string {
+  return scope.kind === 'login' ? `login:${scope.attemptId}` : scope.kind
+}
+
+/** The unique key of a credential id: its SHA-256, hex (ids can be too long to index). */
+function credentialKey (credentialId: string): string {
+  return createHash('sha256').update(credentialId, 'utf8').digest('hex')
+}
+
 /** The stored form of a user's TOTP secret is bound to the user and method. */
 function secretContext (userId: string, method: string): string {
   return `totp:${userId}:${method}`
@@ -86,11 +105,15 @@ export class CodeService implements HandlerServices {
   private readonly methods: MethodRepository
   private readonly backupCodes: BackupCodeRepository
   private readonly sentCodes: SentCodeRepository
+  private readonly challenges: ChallengeRepository
+  private readonly credentials: CredentialRepository
 
   constructor (private readonly props: CodeServiceProps) {
     this.methods = new MethodRepository(props.db)
     this.backupCodes = new BackupCodeRepository(props.db)
     this.sentCodes = new SentCodeRepository(props.db)
+    this.challenges = new ChallengeRepository(props.db)
+    this.credentials = new CredentialRepository(props.db)
   }
 
   /** The same service over another handle (a transaction). */
@@ -99,6 +122,9 @@ export class CodeService implements HandlerServices {
   }
 
   get applicationName (): string { return this.props.settings.applicationName }
+  get resendCooldown (): number { return this.props.settings.resendCooldown }
+  get webauthn (): WebAuthnSettings | null { return this.props.webauthn }
+  get challengeExpiry (): number { return this.props.settings.ephemeralTokenExpiry }
 
   /** One plain mailbox from the user store, or null (rule 7). */
   emailOf (user: AuthKitUser): string | null {
@@ -253,6 +279,66 @@ export class CodeService implements HandlerServices {
    */
   async forgetSentCodes (userId: string, method: string): Promise<void> {
     await this.sentCodes.invalidate(userId, method)
+  }
+
+  // --- Challenges and credentials (SPEC section 10) ------------------------------
+
+  private challengeHash (challenge: string): string {
+    return this.props.keyring.hash(`challenge:${challenge}`)
+  }
+
+  async issueChallenge (handler: MfaHandler, scope: ChallengeScope): Promise<string> {
+    const { userId, methodId } = handlerContext(handler)
+    const now = this.props.now()
+    const challenge = randomToken(CHALLENGE_BYTES)
+    // Each new challenge clears the user's expired ones, so the table stays small without a job.
+    await this.challenges.purgeExpired(userId, now)
+    const row = { id: randomUUID(), userId, methodId, scope: scopeKey(scope), challengeHash: this.challengeHash(challenge), expiresAt: now + this.challengeExpiry * 1000 }
+    // Two issues for one scope at once: the one written last is the live one.
+    if (!(await this.challenges.replace(row, now)) && !(await this.challenges.replace(row, now))) {
+      throw new Error('fastify-auth-kit: could not store a challenge')
+    }
+    return challenge
+  }
+
+  /** The live row of `scope` whose challenge is `challenge`, or undefined. */
+  private async liveChallenge (handler: MfaHandler, scope: ChallengeScope, challenge: string) {
+    if (typeof challenge !== 'string' || challenge === '') return undefined
+    const row = await this.challenges.find(handlerContext(handler).methodId, scopeKey(scope))
+    if (row === undefined || row.expiresAt <= this.props.now()) return undefined
+    return this.props.keyring.matches(`challenge:${challenge}`, row.challengeHash) ? row : undefined
+  }
+
+  async challengeIsLive (handler: MfaHandler, scope: ChallengeScope, challenge: string): Promise<boolean> {
+    return (await this.liveChallenge(handler, scope, challenge)) !== undefined
+  }
+
+  async consumeChallenge (handler: MfaHandler, scope: ChallengeScope, challenge: string): Promise<boolean> {
+    const row = await this.liveChallenge(handler, scope, challenge)
+    return row !== undefined && this.challenges.consume(row.id, row.challengeHash, this.props.now())
+  }
+
+  async findCredential (handler: MfaHandler): Promise<StoredCredential | null> {
+    const row = await this.credentials.findByMethod(handlerContext(handler).methodId)
+    return row === undefined ? null : { id: row.credentialId, publicKey: row.publicKey, counter: row.signCount, transports: row.transports }
+  }
+
+  async saveCredential (handler: MfaHandler, credential: StoredCredential): Promise<boolean> {
+    const { userId, methodId } = handlerContext(handler)
+    const key = credentialKey(credential.id)
+    // Asked before writing: a refused insert would end the transaction on PostgreSQL.
+    const owner = await this.credentials.methodOfKey(key)
+    if (owner !== undefined && owner !== methodId) return false
+    await this.credentials.deleteForMethod(methodId)
+    await this.credentials.insert({
+      id: randomUUID(), methodId, userId, credentialKey: key, credentialId: credential.id, publicKey: credential.publicKey,
+      signCount: credential.counter, transports: credential.transports, createdAt: this.props.now(),
+    })
+    return true
+  }
+
+  async recordCredentialUse (handler: MfaHandler, previous: number, counter: number): Promise<boolean> {
+    return this.credentials.recordUse(handlerContext(handler).methodId, previous, counter, this.props.now())
   }
 
   // --- Backup codes (rule 4) --------------------------------------------------

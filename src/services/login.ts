@@ -7,7 +7,7 @@ import { LoginAttemptRepository, type LoginAttemptRow } from '../repositories/lo
 import { TrustedDeviceRepository, type TrustedDeviceRow } from '../repositories/devices.js'
 import { SessionRepository } from '../repositories/sessions.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
-import type { CodeService } from './codes.js'
+import type { Dispatch, FactorResponse } from '../handlers/base.js'
 import type { LoginThrottleService } from './login-throttle.js'
 import type { MethodService } from './methods.js'
 import { AMR_ONE_STEP, AMR_TWO_STEP, type AccessToken, type IssuedTokens, type TokenService } from './tokens.js'
@@ -31,7 +31,7 @@ type PublicUser = Record<string, unknown>
 export type LoginResult =
   | ({ mfa_enabled: false, user: PublicUser } & IssuedTokens)
   | ({ mfa_enabled: false, mfa_setup_required: true, user: PublicUser } & AccessToken)
-  | { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[] }
+  | { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[], challenge?: unknown }
 
 export type VerifyResult = IssuedTokens & { user: PublicUser, device_token?: string, device_expiration?: string }
 
@@ -40,7 +40,6 @@ export interface LoginServiceProps {
   keyring: Keyring
   users: UserStore<any>
   registry: HandlerRegistry
-  codes: CodeService
   methods: MethodService
   tokens: TokenService
   throttle: LoginThrottleService
@@ -49,6 +48,11 @@ export interface LoginServiceProps {
   /** Called when a user the store no longer returns is met (rule 12). */
   onUserGone: (userId: string) => Promise<void>
   now: () => number
+}
+
+/** The `challenge` a dispatch adds to an answer (SPEC section 10), or nothing. */
+function challengeOf (dispatched: Dispatch): { challenge?: unknown } {
+  return dispatched.challenge === undefined ? {} : { challenge: dispatched.challenge }
 }
 
 /** Longest device label kept, in characters. */
@@ -115,7 +119,7 @@ export class LoginService {
    * setup-only token, or tokens.
    */
   async start (ctx: RequestContext, user: AuthKitUser, deviceToken?: string): Promise<LoginResult> {
-    const { settings, tokens, methods, registry, codes, keyring, events } = this.props
+    const { settings, tokens, methods, keyring, events } = this.props
     user = withoutPasswordHash(user)
     const userId = String(user.id)
     const active = settings.mfaEnabled ? await methods.activeMethods(userId) : []
@@ -138,17 +142,19 @@ export class LoginService {
       await inUserLock(this.props.db, userId, async ({ trx }) => methods.settlePrimary(trx, userId))
       primary = (await methods.activeMethods(userId)).find((m) => m.isPrimary) ?? active[0]
     }
-    if (registry.require(primary.name).REQUIRES_DISPATCH) await codes.dispatch(methods.handlerFor(user, primary), false)
+    const attemptId = randomUUID()
+    // A code is sent, or a challenge bound to this attempt made, before the attempt exists: a failed delivery leaves none.
+    const dispatched = await methods.handlerFor(user, primary).dispatch({ kind: 'login', attemptId }, { strict: false })
     const token = randomToken(32)
     const now = this.now
     // Each new attempt clears the user's expired ones, so the table stays small without a job.
     await this.attempts.purgeExpired(userId, now)
     await this.attempts.insert({
-      id: randomUUID(), tokenHash: keyring.hash(token), userId, method: primary.name,
+      id: attemptId, tokenHash: keyring.hash(token), userId, method: primary.name,
       expiresAt: now + settings.ephemeralTokenExpiry * 1000, createdAt: now,
     })
     events.emit('mfa_challenge_started', ctx, userId, primary.name)
-    return { mfa_enabled: true, ephemeral_token: token, method: primary.name, methods: active.map((m) => m.name) }
+    return { mfa_enabled: true, ephemeral_token: token, method: primary.name, methods: active.map((m) => m.name), ...challengeOf(dispatched) }
   }
 
   /** The user's live remembered device for this token, or null (silently: no answer tells why). */
@@ -176,8 +182,11 @@ export class LoginService {
     return attempt.usedAt === null && attempt.expiresAt > this.now && attempt.failures < this.props.settings.maxAttemptsPerToken
   }
 
-  /** `POST /login/verify/`: a code of the attempt's method or a backup code of any active method. */
-  async verify (ctx: RequestContext & { userAgent?: string }, token: string, code: string, rememberDevice = false): Promise<VerifyResult> {
+  /**
+   * `POST /login/verify/`: a code (or credential) of the attempt's method, or
+   * a backup code of any active method.
+   */
+  async verify (ctx: RequestContext & { userAgent?: string }, token: string, response: FactorResponse, rememberDevice = false): Promise<VerifyResult> {
     const { attempt, user } = await this.liveAttempt(token)
     const userId = attempt.userId
     const { methods, tokens, events } = this.props
@@ -190,7 +199,7 @@ export class LoginService {
       const method = active.find((m) => m.name === current.method)
       if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
       methodName = method.name
-      const verdict = await methods.checkFactor(tx, user, method, code, { backupMethods: active })
+      const verdict = await methods.checkFactor(tx, user, method, response, { backupMethods: active, scope: { kind: 'login', attemptId: current.id } })
       if (!verdict.right) {
         await attempts.fail(current.id)
         return { verdict, active }
@@ -239,7 +248,7 @@ export class LoginService {
    * now and answers a fresh access token of it. 404 with no such active
    * method, 403 `AUTH_KIT_INVALID_CODE` for a wrong code, 429 while locked.
    */
-  async stepUp (ctx: RequestContext, user: AuthKitUser, sid: string, code: string, methodName?: string): Promise<AccessToken> {
+  async stepUp (ctx: RequestContext, user: AuthKitUser, sid: string, response: FactorResponse, methodName?: string): Promise<AccessToken> {
     const userId = String(user.id)
     const { methods, tokens, events } = this.props
     const now = this.now
@@ -247,7 +256,7 @@ export class LoginService {
       const active = await methods.activeMethods(userId, tx.trx)
       const row = methodName === undefined ? active.find((m) => m.isPrimary) ?? active[0] : active.find((m) => m.name === methodName)
       if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-      const verdict = await methods.checkFactor(tx, user, row, code, { backupMethods: active })
+      const verdict = await methods.checkFactor(tx, user, row, response, { backupMethods: active })
       if (verdict.right) await new SessionRepository(tx.trx).raise(sid, AMR_TWO_STEP, now)
       return { verdict, row, active }
     })
@@ -262,24 +271,22 @@ export class LoginService {
     return tokens.accessFor({ id: sid, userId, amr: AMR_TWO_STEP, authTime: now })
   }
 
-  async changeMethod (_ctx: RequestContext, token: string, newMethod: string): Promise<{ ephemeral_token: string, method: string }> {
+  async changeMethod (_ctx: RequestContext, token: string, newMethod: string): Promise<{ ephemeral_token: string, method: string, challenge?: unknown }> {
     const { attempt, user } = await this.liveAttempt(token)
     if (newMethod === attempt.method) throw new AuthKitErrors.SameMethod()
     const target = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === newMethod)
     if (target === undefined) throw new AuthKitErrors.MethodNotFound()
-    if (this.props.registry.require(newMethod).REQUIRES_DISPATCH) {
-      await this.props.codes.dispatch(this.props.methods.handlerFor(user, target), false)
-    }
+    const dispatched = await this.props.methods.handlerFor(user, target).dispatch({ kind: 'login', attemptId: attempt.id }, { strict: false })
     await this.attempts.rebind(attempt.id, newMethod)
-    return { ephemeral_token: token, method: newMethod }
+    return { ephemeral_token: token, method: newMethod, ...challengeOf(dispatched) }
   }
 
-  async resend (_ctx: RequestContext, token: string): Promise<{ ephemeral_token: string, detail: string }> {
+  async resend (_ctx: RequestContext, token: string): Promise<{ ephemeral_token: string, detail: string, challenge?: unknown }> {
     const { attempt, user } = await this.liveAttempt(token)
-    if (!this.props.registry.require(attempt.method).REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
+    if (!this.props.registry.requiresDispatch(attempt.method)) throw new AuthKitErrors.MethodNotDispatchable()
     const method = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === attempt.method)
     if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
-    await this.props.codes.dispatch(this.props.methods.handlerFor(user, method), true)
-    return { ephemeral_token: token, detail: 'A new code has been sent.' }
+    const dispatched = await this.props.methods.handlerFor(user, method).dispatch({ kind: 'login', attemptId: attempt.id }, { strict: true })
+    return { ephemeral_token: token, detail: dispatched.detail ?? 'A new code has been sent.', ...challengeOf(dispatched) }
   }
 }

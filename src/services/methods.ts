@@ -6,24 +6,24 @@ import { inUserLock, type UserTransaction } from '../db/user-lock.js'
 import { MethodRepository, type MethodRow } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import { SentCodeRepository } from '../repositories/sent-codes.js'
+import { ChallengeRepository } from '../repositories/challenges.js'
+import { CredentialRepository } from '../repositories/credentials.js'
 import { TrustedDeviceRepository } from '../repositories/devices.js'
 import { SessionRepository } from '../repositories/sessions.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
-import type { MfaHandler } from '../handlers/base.js'
+import type { ChallengeScope, Dispatch, FactorResponse, MfaHandler } from '../handlers/base.js'
 import { type CodeService, matchedSpentStep } from './codes.js'
 import type { CodeVerdict, LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
-import { AuthKitErrors, retryLater } from '../errors.js'
+import { AuthKitErrors } from '../errors.js'
 
 export interface MethodPolicies {
   preventDeleteActiveMethod: boolean
   preventDeletePrimaryMethod: boolean
   deleteActiveMethodRequireCode: boolean
   updatePrimaryMethodRequirePrimaryCode: boolean
-  /** Seconds between two codes sent for one method (for the Retry-After of a create that meets a send under way). */
-  resendCooldown: number
 }
 
 export interface MethodSummary {
@@ -112,28 +112,29 @@ export class MethodService {
         is_active: row?.isActive ?? false,
         is_primary: row?.isPrimary ?? false,
         is_setup: row !== undefined,
-        requires_dispatch: cls.REQUIRES_DISPATCH,
+        requires_dispatch: this.props.registry.requiresDispatch(cls.NAME),
         backup_codes_remaining: row === undefined ? 0 : counts.get(row.id) ?? 0,
       }
     })
   }
 
   /**
-   * Inside the user's transaction: `code` as a code of `row` (its own code,
-   * then, unless `ownOnly`, a backup code of one of `backupMethods`, default
-   * `row` alone), under the lockout. 429 while locked.
+   * Inside the user's transaction: `response` as proof of `row` (its own code
+   * or credential, checked by its handler for `scope`, default the method
+   * routes; then, unless `ownOnly`, a typed backup code of one of
+   * `backupMethods`, default `row` alone), under the lockout. 429 while locked.
    */
-  async checkFactor (tx: UserTransaction, user: AuthKitUser, row: MethodRow, code: string, options: { ownOnly?: boolean, backupMethods?: MethodRow[] } = {}): Promise<FactorVerdict> {
+  async checkFactor (tx: UserTransaction, user: AuthKitUser, row: MethodRow, response: FactorResponse, options: { ownOnly?: boolean, backupMethods?: MethodRow[], scope?: ChallengeScope } = {}): Promise<FactorVerdict> {
     const userId = String(user.id)
     let backupOf: string | null = null
     let spentStep = false
     const verdict = await this.props.lockout.check(tx, userId, async () => {
       const handler = this.handlerFor(user, row, tx.trx)
-      if (await handler.validateOtpCode(code)) return true
+      if (await handler.validateResponse(response, options.scope ?? { kind: 'method' })) return true
       spentStep = matchedSpentStep(handler)
-      if (options.ownOnly === true) return false
+      if (options.ownOnly === true || !('code' in response)) return false
       const ids = (options.backupMethods ?? [row]).map((m) => m.id)
-      backupOf = await this.props.codes.on(tx.trx).consumeBackupCode(userId, ids, code)
+      backupOf = await this.props.codes.on(tx.trx).consumeBackupCode(userId, ids, response.code)
       return backupOf !== null
     })
     return { ...verdict, backupOf, spentStep: !verdict.right && spentStep }
@@ -156,24 +157,15 @@ export class MethodService {
     const userId = String(user.id)
     if (await this.methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
     const cls = this.props.registry.require(name)
-    const { codes, registry } = this.props
     const row: MethodRow = {
-      id: randomUUID(), userId, name, secret: cls.REQUIRES_DISPATCH ? null : codes.newTotpSecret(userId, name),
-      isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.props.now(),
+      id: randomUUID(), userId, name, secret: null, isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.props.now(),
     }
-    const handler = registry.instantiate(codes, user, row, row.secret)
-    let setupData: unknown
-    if (cls.REQUIRES_DISPATCH) {
-      // Within the cooldown nothing new is sent; the code sent last still works.
-      const sent = await codes.dispatch(handler, false, async () => { setupData = await handler.initializeMethod() })
-      if (sent === 'in-flight') throw retryLater(AuthKitErrors.ResendTooSoon, this.props.policies.resendCooldown)
-      if (sent === 'cooldown') setupData = { detail: cls.SETUP_RESPONSE_MESSAGE }
-    } else {
-      setupData = await handler.initializeMethod()
-    }
+    const handler = this.handlerFor(user, row)
+    row.secret = await handler.newSecret()
+    const setupData = await handler.setUp()
     // A handler whose setup data misses its own schema is a host bug: fail before storing anything.
     if (!Value.Check(cls.setupDataSchema, setupData)) throw new Error(`fastify-auth-kit: ${cls.name}.initializeMethod() returned data that does not match its setupDataSchema`)
-    const { shown, stored } = await codes.newBackupCodes(userId)
+    const { shown, stored } = await this.props.codes.newBackupCodes(userId)
     await inUserLock(this.props.db, userId, async ({ trx }) => {
       const methods = new MethodRepository(trx)
       if (await methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
@@ -190,14 +182,14 @@ export class MethodService {
    * (`amr` without `mfa`) ends: a password-only login made before MFA was
    * turned on does not outlive it. `sessionId`: the caller's session, kept.
    */
-  async confirm (ctx: RequestContext, user: AuthKitUser, name: string, code: string, sessionId?: string): Promise<void> {
+  async confirm (ctx: RequestContext, user: AuthKitUser, name: string, response: FactorResponse, sessionId?: string): Promise<void> {
     const userId = String(user.id)
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
       const methods = new MethodRepository(tx.trx)
       const row = await methods.find(userId, name)
       if (row === undefined) throw new AuthKitErrors.MethodNotFound()
       if (row.isActive) throw new AuthKitErrors.MethodAlreadyActive()
-      const verdict = await this.checkFactor(tx, user, row, code, { ownOnly: true })
+      const verdict = await this.checkFactor(tx, user, row, response, { ownOnly: true, scope: { kind: 'setup' } })
       if (!verdict.right) return verdict
       const first = (await this.activeMethods(userId, tx.trx)).length === 0
       await methods.activate(row.id, false)
@@ -213,7 +205,7 @@ export class MethodService {
     this.props.events.emit('method_confirmed', ctx, userId, name)
   }
 
-  async setPrimary (ctx: RequestContext, user: AuthKitUser, name: string, primaryCode: string | undefined): Promise<void> {
+  async setPrimary (ctx: RequestContext, user: AuthKitUser, name: string, primaryCode: FactorResponse | undefined): Promise<void> {
     const userId = String(user.id)
     let current: MethodRow | undefined
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
@@ -222,7 +214,7 @@ export class MethodService {
       if (target === undefined) throw new AuthKitErrors.MethodNotFound()
       current = rows.find((r) => r.isPrimary && r.isActive) ?? target
       const verdict: FactorVerdict = this.props.policies.updatePrimaryMethodRequirePrimaryCode
-        ? await this.checkFactor(tx, user, current, primaryCode ?? '')
+        ? await this.checkFactor(tx, user, current, primaryCode ?? { code: '' })
         : { right: true, lockedNow: false, backupOf: null }
       if (verdict.right) await this.settlePrimary(tx.trx, userId, target.id)
       return verdict
@@ -231,7 +223,7 @@ export class MethodService {
     this.props.events.emit('primary_changed', ctx, userId, name)
   }
 
-  async deactivate (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<void> {
+  async deactivate (ctx: RequestContext, user: AuthKitUser, name: string, code: FactorResponse): Promise<void> {
     const userId = String(user.id)
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
       const methods = new MethodRepository(tx.trx)
@@ -249,7 +241,7 @@ export class MethodService {
     this.props.events.emit('method_deactivated', ctx, userId, name)
   }
 
-  async delete (ctx: RequestContext, user: AuthKitUser, name: string, code: string | undefined): Promise<void> {
+  async delete (ctx: RequestContext, user: AuthKitUser, name: string, code: FactorResponse | undefined): Promise<void> {
     const userId = String(user.id)
     const { policies } = this.props
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
@@ -258,7 +250,7 @@ export class MethodService {
       if (policies.preventDeleteActiveMethod && row.isActive) throw new AuthKitErrors.ActiveMethodProtected()
       if (policies.preventDeletePrimaryMethod && row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deleted')
       const verdict: FactorVerdict = row.isActive && policies.deleteActiveMethodRequireCode
-        ? await this.checkFactor(tx, user, row, code ?? '')
+        ? await this.checkFactor(tx, user, row, code ?? { code: '' })
         : { right: true, lockedNow: false, backupOf: null }
       if (!verdict.right) return verdict
       await this.removeMethod(tx.trx, userId, row)
@@ -269,11 +261,16 @@ export class MethodService {
     this.props.events.emit('method_deleted', ctx, userId, name)
   }
 
-  /** Deletes a method with its backup codes and last sent code, and settles the primary. Inside the user's transaction. */
+  /**
+   * Deletes a method with its backup codes, last sent code, challenges and
+   * credential, and settles the primary. Inside the user's transaction.
+   */
   async removeMethod (trx: Kysely<Database>, userId: string, row: MethodRow): Promise<void> {
     await new BackupCodeRepository(trx).deleteForMethod(row.id)
     await new MethodRepository(trx).delete(row.id)
     await new SentCodeRepository(trx).invalidate(userId, row.name)
+    await new ChallengeRepository(trx).deleteForMethod(row.id)
+    await new CredentialRepository(trx).deleteForMethod(row.id)
     await this.settlePrimary(trx, userId)
   }
 
@@ -286,12 +283,16 @@ export class MethodService {
     return svg
   }
 
-  async send (_ctx: RequestContext, user: AuthKitUser, name: string): Promise<void> {
-    const cls = this.props.registry.require(name)
-    if (!cls.REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
+  /**
+   * `POST /mfa/send/`: the method's dispatch for the method routes (a code
+   * sent, or a challenge to answer), active or not. 400 for a method that
+   * dispatches nothing, before the user's methods are looked at.
+   */
+  async send (_ctx: RequestContext, user: AuthKitUser, name: string): Promise<Dispatch> {
+    if (!this.props.registry.requiresDispatch(name)) throw new AuthKitErrors.MethodNotDispatchable()
     const row = await this.methods.find(String(user.id), name)
     if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-    await this.props.codes.dispatch(this.handlerFor(user, row), true)
+    return this.handlerFor(user, row).dispatch({ kind: 'method' }, { strict: true })
   }
 
   /**
@@ -299,7 +300,7 @@ export class MethodService {
    * set and the new one change in one transaction, so of parallel
    * regenerations exactly one wins and a crash leaves the old set whole.
    */
-  async regenerateBackupCodes (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<string[]> {
+  async regenerateBackupCodes (ctx: RequestContext, user: AuthKitUser, name: string, code: FactorResponse): Promise<string[]> {
     const userId = String(user.id)
     // Hashed before the lock is taken: the slow part holds nobody up.
     const { shown, stored } = await this.props.codes.newBackupCodes(userId)
