@@ -45,7 +45,7 @@ export class CredentialRepository {
     return row?.method_id
   }
 
-  async insert (row: CredentialRow): Promise<void> {
+  private async insert (row: CredentialRow): Promise<void> {
     await this.db.insertInto('auth_kit_credential').values({
       id: row.id,
       method_id: row.methodId,
