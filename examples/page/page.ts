@@ -315,11 +315,10 @@ $('passkey-create').addEventListener('click', () => void run($('passkey-create')
   const { detail } = await client.confirmMethod({ method: 'passkey', credential })
   $('setup').hidden = true
   pendingPasskey = null
-  $<HTMLButtonElement>('passkey-create').disabled = true
   say(detail)
   $('setup-required').hidden = true // a setup-only login now has a full session
   await refresh()
-}))
+}).then(() => { $<HTMLButtonElement>('passkey-create').disabled = pendingPasskey === null })) // run() enables the button it pressed
 
 const primaryMethod = () => methods.find((m) => m.is_primary)
 
