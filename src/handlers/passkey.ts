@@ -14,12 +14,21 @@ const MAX_STORED_LENGTH = 1400
 /** Longest transport list stored, in characters. */
 const MAX_TRANSPORTS_LENGTH = 255
 
-/** The `challenge` of a WebAuthn response's client data, or undefined if it cannot be read. */
+/**
+ * The `challenge` of a WebAuthn response's client data, or undefined if it
+ * cannot be read or the answer was made in a frame of another site: client data
+ * with `crossOrigin: true` or a `topOrigin` (WebAuthn Level 3, section 7.1 step
+ * 12 and 7.2 step 10) is refused, since this relying party is never embedded
+ * (@simplewebauthn/server leaves both fields to the caller).
+ */
 function clientChallengeOf (credential: unknown): string | undefined {
   try {
     const encoded = (credential as { response?: { clientDataJSON?: unknown } }).response?.clientDataJSON
     if (typeof encoded !== 'string') return undefined
-    const challenge = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8'))?.challenge
+    const clientData = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8'))
+    if (clientData === null || typeof clientData !== 'object') return undefined
+    if (clientData.crossOrigin === true || clientData.topOrigin !== undefined) return undefined
+    const challenge = clientData.challenge
     return typeof challenge === 'string' && challenge !== '' ? challenge : undefined
   } catch {
     return undefined

@@ -42,6 +42,8 @@ export interface Tampering {
   counter?: number
   /** Answer even if the options do not list this credential (a browser would not). */
   ignoreAllowList?: boolean
+  /** Client data of an answer made in a frame of another site: `crossOrigin: true` and this `topOrigin`. */
+  framedBy?: string
 }
 
 /** The parts of PublicKeyCredentialCreationOptionsJSON an authenticator reads. */
@@ -90,8 +92,9 @@ export function cbor (value: Cbor): Buffer {
 }
 
 /** The client data a browser makes (section 5.8.1), base64url. */
-function clientData (type: 'webauthn.create' | 'webauthn.get', challenge: string, origin: string): string {
-  return b64url(Buffer.from(JSON.stringify({ type, challenge, origin, crossOrigin: false }), 'utf8'))
+function clientData (type: 'webauthn.create' | 'webauthn.get', challenge: string, origin: string, framedBy?: string): string {
+  const framing = framedBy === undefined ? { crossOrigin: false } : { crossOrigin: true, topOrigin: framedBy }
+  return b64url(Buffer.from(JSON.stringify({ type, challenge, origin, ...framing }), 'utf8'))
 }
 
 /** One authenticator holding one ES256 credential, as a browser would present it. */
@@ -139,7 +142,7 @@ export class SoftwareAuthenticator {
       rawId: this.id,
       type: 'public-key',
       response: {
-        clientDataJSON: clientData('webauthn.create', tampering.challenge ?? options.challenge, tampering.origin ?? this.origin),
+        clientDataJSON: clientData('webauthn.create', tampering.challenge ?? options.challenge, tampering.origin ?? this.origin, tampering.framedBy),
         attestationObject: b64url(attestationObject),
         authenticatorData: b64url(authData),
         transports: ['internal'],
@@ -161,7 +164,7 @@ export class SoftwareAuthenticator {
     const counter = tampering.counter ?? this.counter + 1
     if (tampering.counter === undefined) this.counter = counter
     const authData = this.authenticatorData(rpID, tampering.userPresent === false ? 0 : FLAG_UP, counter)
-    const clientDataJSON = clientData('webauthn.get', tampering.challenge ?? options.challenge, tampering.origin ?? this.origin)
+    const clientDataJSON = clientData('webauthn.get', tampering.challenge ?? options.challenge, tampering.origin ?? this.origin, tampering.framedBy)
     // ES256 signatures are ASN.1 DER, as node:crypto writes them (WebAuthn section 6.5.5).
     const signature = sign('sha256', Buffer.concat([authData, sha256(Buffer.from(clientDataJSON, 'base64url'))]), this.privateKey)
     return {

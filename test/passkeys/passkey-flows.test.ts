@@ -111,6 +111,15 @@ t.test('setup: creation options, then the registration response confirms; only t
   t.ok(events.some((e) => e.type === 'method_confirmed' && e.method === 'passkey' && e.userId === user.id), 'method_confirmed names the passkey')
 })
 
+t.test('a registration made in a frame of another site is refused (WebAuthn L3 section 7.1: crossOrigin, topOrigin)', async (t) => {
+  const user = await newUser(app)
+  const options = (await post(app, '/mfa/', { method: 'passkey' }, user.access)).body.setup_data.options
+  const authenticator = new SoftwareAuthenticator(PASSKEY_ORIGIN)
+  expectError(t, await post(app, '/mfa/confirm/', { method: 'passkey', credential: authenticator.register(options, { framedBy: 'https://evil.example' }) }, user.access), 403, 'AUTH_KIT_INVALID_CODE')
+  t.equal((await get(app, '/mfa/', user.access)).body[1].is_active, false, 'nothing activated')
+  t.equal((await post(app, '/mfa/confirm/', { method: 'passkey', credential: authenticator.register(options) }, user.access)).status, 200, 'the same challenge, answered from the site itself, works')
+})
+
 t.test('login with a passkey primary: step 1 adds the challenge, verify takes the assertion', async (t) => {
   const user = await passkeyUser()
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
@@ -134,6 +143,7 @@ t.test('refusals at login verify, each a wrong credential that leaves the challe
   const other = await passkeyUser()
   const refusals: Array<[string, (challenge: any) => unknown]> = [
     ['another origin', (c) => user.authenticator.assert(c, { origin: 'https://evil.example' })],
+    ['made in a frame of another site (crossOrigin, topOrigin)', (c) => user.authenticator.assert(c, { framedBy: 'https://evil.example' })],
     ['another rpID', (c) => user.authenticator.assert(c, { rpID: 'example.com' })],
     ['no user presence', (c) => user.authenticator.assert(c, { userPresent: false })],
     ['another user\'s credential', (c) => other.authenticator.assert(c, { ignoreAllowList: true })],

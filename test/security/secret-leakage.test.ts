@@ -76,9 +76,16 @@ async function fullSession (t: Tap, app: FastifyInstance, clock: Clock, sms: Sms
   await call('/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: '123456' })
   const loginCode = await totp(secret, clock.now())
   session.shortCodes.push(loginCode)
-  const step2 = await call('/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: loginCode })
+  const step2 = await call('/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: loginCode, remember_device: true })
   t.equal(step2.status, 200)
   keepTokens(step2.body)
+  // A device token and the password skip the second step: it is as secret as a code.
+  t.type(step2.body.device_token, 'string')
+  keep(step2.body.device_token)
+  const remembered = await call('/login/', { username, password, device_token: step2.body.device_token })
+  t.equal(remembered.status, 200)
+  t.equal(remembered.body.mfa_enabled, false, 'the remembered device skipped the second step')
+  keepTokens(remembered.body)
   t.equal((await get(app, '/user/', step2.body.access)).status, 200)
   t.equal((await get(app, '/mfa/', step2.body.access)).status, 200)
 
@@ -195,6 +202,13 @@ t.test('a host that logs bodies and headers with authKitRedactPaths leaks nothin
   t.teardown(() => unsafe.close())
   await post(unsafe, '/login/', { username: 'someone', password: 'a password to leak' })
   t.ok(unsafeLogs.text().includes('a password to leak'))
+})
+
+t.test('the redaction list names every secret field of the routes, passkeys included', async (t) => {
+  // device_token skips the second step; credential and challenge are a passkey's answer and its challenge.
+  for (const field of ['password', 'code', 'primary_code', 'ephemeral_token', 'refresh', 'access', 'backup_codes', 'setup_data', 'device_token', 'credential', 'challenge']) {
+    for (const holder of ['req.body', 'request.body', 'response.body', 'body', 'payload']) t.ok(authKitRedactPaths.includes(`${holder}.${field}`), `${holder}.${field}`)
+  }
 })
 
 t.test('every answer of the plugin sends Cache-Control: no-store', async (t) => {
