@@ -6,7 +6,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import authKitMfa, { AppHandler, EmailHandler, type AuthKitOptions } from '../src/index.js'
+import authKitMfa, { AppHandler, EmailHandler, PasskeyHandler, type AuthKitOptions } from '../src/index.js'
 import { createDevOutbox, type DevOutbox } from './dev-outbox.js'
 import { servePage } from './page/serve.js'
 import { SmsHandler, createSmsOutbox, DEMO_PHONE_NUMBER, type SmsOutbox } from './sms-handler.js'
@@ -21,6 +21,12 @@ export interface DemoOptions {
    * at `/dev/outbox` (then `mail` is that outbox).
    */
   email?: { transport: NonNullable<AuthKitOptions['email']>['transport'], from?: string }
+  /**
+   * Where the page is opened, for passkeys: WebAuthn accepts an answer only
+   * from these origins, on the relying party `localhost` (so open the page as
+   * http://localhost:PORT/, not 127.0.0.1). Default `['http://localhost:3000']`.
+   */
+  origins?: string[]
   /** The plugin's clock, in milliseconds. Default `Date.now`. */
   now?: () => number
   /** Fastify's own options (the logger). */
@@ -38,7 +44,7 @@ export interface Demo {
 }
 
 /**
- * The demo: the plugin with registration and the app, email and SMS methods,
+ * The demo: the plugin with registration and the app, email, SMS and passkey methods,
  * the page at `/`, Swagger UI at `/api/docs`, development outboxes, a host
  * route behind `requireMfa` and the admin routes. Not `ready()` yet, so the
  * caller can add hooks first.
@@ -53,9 +59,11 @@ export async function buildDemo (options: DemoOptions): Promise<Demo> {
     database: options.database,
     registration: true,
     email: { transport: options.email?.transport ?? mail!.transport, from: options.email?.from ?? 'Auth Kit Demo <no-reply@demo.invalid>' },
+    // Browsers treat localhost as a secure context, so passkeys work there without TLS.
+    webauthn: { rpID: 'localhost', rpName: 'Auth Kit Demo', origins: options.origins ?? ['http://localhost:3000'] },
     mfa: {
       // The demo's users have no phone number of their own: texts go to a fictional one.
-      handlers: [AppHandler, EmailHandler, SmsHandler.withGateway(texts.gateway, { fallbackNumber: DEMO_PHONE_NUMBER })],
+      handlers: [AppHandler, EmailHandler, SmsHandler.withGateway(texts.gateway, { fallbackNumber: DEMO_PHONE_NUMBER }), PasskeyHandler],
       applicationName: 'Auth Kit Demo',
     },
     ...(options.now === undefined ? {} : { now: options.now }),

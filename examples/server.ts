@@ -59,11 +59,14 @@ function readableLog (): Writable {
   })
 }
 
+const port = Number(process.env.PORT ?? 3000)
+
 // Fastify's own request logging writes two records per request, and a 4xx with
 // its stack: the demo writes one line per request instead, when it is answered.
 const { app, adminToken } = await buildDemo({
   secret: demoSecret(),
   database: `sqlite:${dataDir}demo.db`,
+  origins: [`http://localhost:${port}`],
   fastify: { logger: { level: process.env.LOG_LEVEL ?? 'info', stream: readableLog() }, logController: new LogController({ disableRequestLogging: true }) },
 })
 // The error code of a 4xx, read from the answer, so the line says what went wrong.
@@ -85,8 +88,10 @@ app.addHook('onResponse', async (request, reply) => {
   else request.log.info(line)
 })
 
-const port = Number(process.env.PORT ?? 3000)
-const base = `http://127.0.0.1:${port}`
+// Passkeys (WebAuthn) work only on the origin the demo was built for, and browsers
+// accept http:// for localhost alone: the demo is printed as localhost. It listens
+// on 127.0.0.1, which browsers and curl reach for localhost too.
+const base = `http://localhost:${port}`
 await app.listen({ port, host: '127.0.0.1' })
 app.log.info(`The page:          ${base}/`)
 app.log.info(`Swagger UI:        ${base}/api/docs`)

@@ -7,8 +7,10 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 import { buildDemo } from '../examples/app.js'
+import { SWAGGER_UI_THEME } from '../src/docs.js'
 import { manualClock, SECRET, totp } from './helpers/app.js'
 import { codeIn, smtpTransport, startSmtp, type Mailbox } from './helpers/smtp.js'
+import { CHROMIUM, CHROMIUM_ARGS, watch } from './helpers/browser.js'
 
 // SPEC section 11, "The page": the demo's page at `/`, used the way a person
 // uses it, only by clicking and typing, in Debian's chromium driven by
@@ -17,7 +19,6 @@ import { codeIn, smtpTransport, startSmtp, type Mailbox } from './helpers/smtp.j
 // SMTP server on loopback, from which the test reads the codes. The test plays
 // the authenticator app. No error may reach the browser console, and no request
 // may fail. UPDATE_SCREENSHOTS=1 writes the README's screenshots to docs/screenshots/.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 if (!existsSync(CHROMIUM)) {
   t.plan(0, `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium, as .ci/run does) to run the page's browser test`)
 } else {
@@ -25,16 +26,6 @@ if (!existsSync(CHROMIUM)) {
 }
 
 const PASSWORD = 'correct horse battery staple'
-
-/** What a page did that the test checks at the end: console errors, failed requests, error answers. */
-function watch (page: Page, log: { consoleErrors: string[], failedRequests: string[], errorAnswers: string[] }): void {
-  page.on('console', (message) => { if (message.type() === 'error') log.consoleErrors.push(message.text()) })
-  page.on('pageerror', (error) => log.consoleErrors.push(`uncaught: ${error.message}`))
-  page.on('requestfailed', (request) => log.failedRequests.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`))
-  page.on('response', (response) => {
-    if (response.status() >= 400) log.errorAnswers.push(`${response.request().method()} ${new URL(response.url()).pathname} ${response.status()}`)
-  })
-}
 
 async function walkThePage (t: Test): Promise<void> {
   t.setTimeout(5 * 60 * 1000)
@@ -58,7 +49,7 @@ async function walkThePage (t: Test): Promise<void> {
   const address = app.server.address()
   const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
 
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
   const log = { consoleErrors: [] as string[], failedRequests: [] as string[], errorAnswers: [] as string[] }
   const newPage = async (): Promise<{ context: BrowserContext, page: Page }> => {
@@ -133,8 +124,8 @@ async function walkThePage (t: Test): Promise<void> {
   await t.test('log in with the password alone while there is no method', async (t) => {
     await logIn()
     await signedInHeading.waitFor()
-    await page.locator('#methods tr').nth(2).waitFor() // the list follows the heading
-    t.equal(await page.locator('#methods tr').count(), 3, 'the three methods of the demo')
+    await page.locator('#methods tr').nth(3).waitFor() // the list follows the heading
+    t.equal(await page.locator('#methods tr').count(), 4, 'the four methods of the demo (passkeys: test/page-passkey.browser.test.ts)')
     await sees(t, row('Authenticator App'), /Not set up/, 'nothing set up yet')
   })
 
@@ -322,7 +313,7 @@ async function walkThePage (t: Test): Promise<void> {
   await t.test('the page links to the Swagger UI, which the demo still serves', async (t) => {
     await page.getByRole('link', { name: 'API docs (Swagger UI)' }).click()
     await page.locator('.swagger-ui .opblock-tag').first().waitFor()
-    t.match(await page.title(), /Swagger UI/)
+    t.equal(await page.title(), SWAGGER_UI_THEME.title, 'the plugin\'s Swagger UI (its theme names the page)')
   })
 
   await t.test('startPasskey and finishPasskey against Chromium\'s virtual authenticator', async (t) => {

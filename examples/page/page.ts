@@ -7,7 +7,7 @@
  */
 import {
   AuthKitClientError, createAuthKitClient, finishPasskey, startPasskey,
-  type CreateMethodAnswer, type LoginAnswer, type MethodInfo, type PublicKeyCredentialRequestOptionsJSON, type Tokens, type UserAnswer,
+  type CreateMethodAnswer, type LoginAnswer, type MethodInfo, type PasskeyChallenge, type StepUpProof, type Tokens, type UserAnswer,
 } from '../../src/client/index.js'
 import type { PageConfig } from './serve.js'
 
@@ -152,7 +152,7 @@ onSubmit('register-form', async (form) => {
 })
 
 /** The login attempt of the second step. */
-let attempt: { token: string, method: string, methods: string[], login: string, challenge?: PublicKeyCredentialRequestOptionsJSON } | null = null
+let attempt: { token: string, method: string, methods: string[], login: string, challenge?: PasskeyChallenge | undefined } | null = null
 let backupMode = false
 
 onSubmit('login-form', async (form) => {
@@ -162,14 +162,12 @@ onSubmit('login-form', async (form) => {
   form.reset()
   say('')
   if (!answer.mfa_enabled) return showSignedIn(answer, 'mfa_setup_required' in answer)
-  attempt = { token: answer.ephemeral_token, method: answer.method, methods: answer.methods, login, ...passkeyChallenge(answer) }
+  // A passkey attempt (SPEC section 10) carries the challenge its passkey answers.
+  attempt = { token: answer.ephemeral_token, method: answer.method, methods: answer.methods, login, challenge: answer.challenge }
   backupMode = false
   renderSecondStep()
   show('second-step')
 })
-
-/** Hook for passkeys (SPEC section 10): an attempt whose method is `passkey` carries `challenge`. */
-const passkeyChallenge = (answer: object) => ('challenge' in answer ? { challenge: answer.challenge as PublicKeyCredentialRequestOptionsJSON } : {})
 
 function renderSecondStep (): void {
   const { method, methods, challenge } = attempt!
@@ -185,7 +183,7 @@ function renderSecondStep (): void {
   $('other-methods').replaceChildren(...methods.filter((name) => name !== method).map((name) =>
     button(`Use ${displayName(name)} instead`, async () => {
       const changed = await client.changeMethod({ ephemeral_token: attempt!.token, new_method: name })
-      attempt = { ...attempt!, token: changed.ephemeral_token, method: changed.method, challenge: undefined, ...passkeyChallenge(changed) }
+      attempt = { ...attempt!, token: changed.ephemeral_token, method: changed.method, challenge: changed.challenge }
       backupMode = false
       renderSecondStep()
       $('verify-code').focus()
@@ -195,15 +193,17 @@ function renderSecondStep (): void {
 onSubmit('verify-form', async (form) => {
   const remember = field(form, 'remember').checked
   const answer = await client.verify({ ephemeral_token: attempt!.token, code: field(form, 'code').value, remember_device: remember })
-  const device = answer.device_token
-  if (device !== undefined) {
-    // Kept under every name one may log in with.
-    for (const login of [attempt!.login, answer.user.username, answer.user.email]) if (typeof login === 'string') localStorage.setItem(deviceKey(login), device)
-  }
+  keepDevice(answer.device_token, answer.user)
   form.reset()
   attempt = null
   await showSignedIn(answer)
 })
+
+/** A remembered device's token, kept under every name one may log in with. */
+function keepDevice (device: string | undefined, user: UserAnswer['user'] = { id: '' }): void {
+  if (device === undefined) return
+  for (const login of [attempt!.login, user.username, user.email]) if (typeof login === 'string') localStorage.setItem(deviceKey(login), device)
+}
 
 $('resend').addEventListener('click', () => void run($('resend'), async () => {
   const { detail } = await client.resend({ ephemeral_token: attempt!.token })
@@ -218,8 +218,10 @@ $('use-backup').addEventListener('click', () => {
 
 $('passkey-login').addEventListener('click', () => void run($('passkey-login'), async () => {
   const credential = finishPasskey(await startPasskey(attempt!.challenge!))
-  // The verify body takes `credential` once the server's passkey schema is merged (SPEC section 10).
-  const answer = await client.verify({ ephemeral_token: attempt!.token, credential } as never)
+  const remember = field($<HTMLFormElement>('verify-form'), 'remember').checked
+  const answer = await client.verify({ ephemeral_token: attempt!.token, credential, remember_device: remember })
+  keepDevice(answer.device_token)
+  $<HTMLFormElement>('verify-form').reset()
   attempt = null
   await showSignedIn(answer)
 }))
@@ -267,7 +269,10 @@ async function continueSetup (method: MethodInfo): Promise<void> {
     const svg = await client.qrCode(method.name)
     return showSetup(method, { qr_code: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}` })
   }
-  if (method.name !== 'passkey') showSetup(method, { detail: 'Enter the latest code sent, or send a new one.' })
+  if (method.name !== 'passkey') return showSetup(method, { detail: 'Enter the latest code sent, or send a new one.' })
+  // A passkey not confirmed: the options of POST /mfa/ may have expired, so send asks for fresh ones.
+  const { challenge } = await client.send({ method: method.name })
+  if (challenge !== undefined && 'user' in challenge) showSetup(method, { options: challenge })
 }
 
 function showSetup (method: MethodInfo, data: CreateMethodAnswer['setup_data']): void {
@@ -280,7 +285,7 @@ function showSetup (method: MethodInfo, data: CreateMethodAnswer['setup_data']):
     $('setup-key').textContent = (new URL(data.qr_link).searchParams.get('secret') ?? '').replace(/(.{4})(?=.)/g, '$1 ')
     $<HTMLAnchorElement>('setup-link').href = data.qr_link
   }
-  $('setup-detail').textContent = data.detail ?? ''
+  $('setup-detail').textContent = data.options !== undefined ? 'Press "Create the passkey" in the Passkey card below: the browser asks this device for a new passkey.' : data.detail ?? ''
   $('confirm-label').textContent = `Code of ${method.display_name}`
   $('setup-send').hidden = !method.requires_dispatch
   $('confirm-form').hidden = data.options !== undefined
@@ -307,12 +312,13 @@ $('setup-send').addEventListener('click', () => void run($('setup-send'), async 
 let pendingPasskey: CreateMethodAnswer['setup_data']['options'] | null = null
 $('passkey-create').addEventListener('click', () => void run($('passkey-create'), async () => {
   const credential = finishPasskey(await startPasskey(pendingPasskey!))
-  // The confirm body takes `credential` once the server's passkey schema is merged (SPEC section 10).
-  const { detail } = await client.confirmMethod({ method: 'passkey', credential } as never)
+  const { detail } = await client.confirmMethod({ method: 'passkey', credential })
   $('setup').hidden = true
+  pendingPasskey = null
   say(detail)
+  $('setup-required').hidden = true // a setup-only login now has a full session
   await refresh()
-}))
+}).then(() => { $<HTMLButtonElement>('passkey-create').disabled = pendingPasskey === null })) // run() enables the button it pressed
 
 const primaryMethod = () => methods.find((m) => m.is_primary)
 
@@ -320,14 +326,14 @@ async function makePrimary (method: MethodInfo): Promise<void> {
   const primary = primaryMethod()!
   const answer = await ask({ title: `Make ${method.display_name} primary`, text: `Enter a code of your current primary method, ${primary.display_name}, or one of its backup codes.`, sendFor: primary })
   if (answer === null) return
-  say((await client.setPrimary({ method: method.name, primary_code: answer.code })).detail)
+  say((await client.setPrimary('credential' in answer ? { method: method.name, credential: answer.credential } : { method: method.name, primary_code: answer.code })).detail)
   await renderMethods()
 }
 
 async function deactivate (method: MethodInfo): Promise<void> {
   const answer = await ask({ title: `Deactivate ${method.display_name}`, text: `Enter a code of ${method.display_name} or one of its backup codes.`, sendFor: method })
   if (answer === null) return
-  say((await client.deactivate({ method: method.name, code: answer.code })).detail)
+  say((await client.deactivate({ method: method.name, ...proofOf(answer) })).detail)
   await refresh() // deactivating forgets the remembered devices
 }
 
@@ -337,7 +343,7 @@ async function remove (method: MethodInfo): Promise<void> {
     ? await ask({ title: `Delete ${method.display_name}`, text: `Enter a code of ${method.display_name} or one of its backup codes.`, sendFor: method })
     : await ask({ title: `Delete ${method.display_name}`, text: `${method.display_name} is not active. Delete it?`, code: false })
   if (answer === null) return
-  await client.deleteMethod(method.is_active ? { method: method.name, code: answer.code } : { method: method.name })
+  await client.deleteMethod(method.is_active ? { method: method.name, ...proofOf(answer) } : { method: method.name })
   if (settingUp?.name === method.name) $('setup').hidden = true
   say(`${method.display_name} deleted.`)
   await refresh()
@@ -346,9 +352,12 @@ async function remove (method: MethodInfo): Promise<void> {
 async function newBackupCodes (method: MethodInfo): Promise<void> {
   const answer = await ask({ title: `New backup codes for ${method.display_name}`, text: `The old ones stop working. Enter a code of ${method.display_name} or one of its backup codes.`, sendFor: method })
   if (answer === null) return
-  showBackupCodes(method, (await client.regenerateBackupCodes({ method: method.name, code: answer.code })).backup_codes)
+  showBackupCodes(method, (await client.regenerateBackupCodes({ method: method.name, ...proofOf(answer) })).backup_codes)
   await refresh()
 }
+
+/** A dialog's answer as a method route's body takes it: a code, or a passkey's `credential`. */
+const proofOf = (answer: StepUpProof) => ('credential' in answer ? { credential: answer.credential } : { code: answer.code })
 
 // ---- backup codes: copy, download ----
 
@@ -420,8 +429,13 @@ $('demo-action').addEventListener('click', () => void run($('demo-action'), asyn
 
 interface Question { title: string, text: string, code?: boolean, sendFor?: MethodInfo, choose?: MethodInfo[] }
 
-/** Asks for a code in a modal dialog; null when cancelled. With `choose`, the person picks the method too. */
-function ask ({ title, text, code = true, sendFor, choose }: Question): Promise<{ code: string, method?: string } | null> {
+/**
+ * Asks for a code in a modal dialog; null when cancelled. With `choose`, the
+ * person picks the method too. For a passkey, "Use your passkey" asks the
+ * server for a challenge (POST /mfa/send/) and the browser for its answer,
+ * which is the dialog's answer (SPEC section 10); a backup code still works.
+ */
+function ask ({ title, text, code = true, sendFor, choose }: Question): Promise<StepUpProof | null> {
   const dialog = $<HTMLDialogElement>('ask')
   const select = $<HTMLSelectElement>('ask-method')
   const input = $<HTMLInputElement>('ask-code')
@@ -435,16 +449,22 @@ function ask ({ title, text, code = true, sendFor, choose }: Question): Promise<
   $('ask-method-row').hidden = choose === undefined
   select.replaceChildren(...(choose ?? []).map((m) => h('option', { value: m.name, ...(m.is_primary ? { selected: '' } : {}) }, m.display_name)))
   const chosen = () => (choose === undefined ? sendFor : choose.find((m) => m.name === select.value))
-  const updateSend = () => { $('ask-send').hidden = !(chosen()?.requires_dispatch ?? false) || chosen()?.name === 'passkey' }
-  updateSend()
+  const isPasskey = () => code && chosen()?.name === 'passkey'
+  const updateButtons = () => {
+    $('ask-send').hidden = !(chosen()?.requires_dispatch ?? false) || isPasskey()
+    $('ask-passkey').hidden = !isPasskey()
+    $('ask-code-label').textContent = isPasskey() ? 'Backup code' : 'Code or backup code'
+  }
+  updateButtons()
 
   const listening = new AbortController()
   const { signal } = listening
-  let answer: { code: string, method?: string } | null = null
-  select.addEventListener('change', updateSend, { signal })
+  let answer: StepUpProof | null = null
+  const method = () => (choose === undefined ? {} : { method: select.value })
+  select.addEventListener('change', updateButtons, { signal })
   $('ask-form').addEventListener('submit', (event) => {
     event.preventDefault()
-    answer = choose === undefined ? { code: input.value } : { code: input.value, method: select.value }
+    answer = { code: input.value, ...method() }
     dialog.close()
   }, { signal })
   $('ask-cancel').addEventListener('click', () => dialog.close(), { signal })
@@ -452,16 +472,23 @@ function ask ({ title, text, code = true, sendFor, choose }: Question): Promise<
     $('ask-status').textContent = (await client.send({ method: chosen()!.name })).detail
     input.focus()
   }), { signal })
+  $('ask-passkey').addEventListener('click', () => void run($('ask-passkey'), async () => {
+    const { challenge } = await client.send({ method: chosen()!.name })
+    if (challenge === undefined || 'user' in challenge) throw new Error('The server sent no passkey challenge.')
+    answer = { credential: finishPasskey(await startPasskey(challenge)), ...method() }
+    dialog.close()
+  }), { signal })
   dialog.showModal()
   return new Promise((resolve) => dialog.addEventListener('close', () => { listening.abort(); resolve(answer) }, { signal }))
 }
 
 /** The client's step-up callback: a route wants a (fresh) second factor. */
-async function askStepUp ({ maxAge }: { maxAge?: number }): Promise<{ code: string, method?: string } | null> {
+async function askStepUp ({ maxAge }: { maxAge?: number }): Promise<StepUpProof | null> {
   const active = (await client.listMethods()).filter((m) => m.is_active)
   if (active.length === 0) return null
   const recent = maxAge === undefined ? '' : ` in the last ${maxAge >= 60 ? `${Math.round(maxAge / 60)} minutes` : `${maxAge} seconds`}`
-  return ask({ title: 'Confirm it is you', text: `This needs a second factor checked${recent}. Enter a code of one of your methods, or a backup code.`, choose: active })
+  const passkey = active.some((m) => m.name === 'passkey') ? ', or use your passkey' : ''
+  return ask({ title: 'Confirm it is you', text: `This needs a second factor checked${recent}. Enter a code of one of your methods or a backup code${passkey}.`, choose: active })
 }
 
 // ---- start ----

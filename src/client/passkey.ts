@@ -11,44 +11,26 @@
  *
  * The JSON shapes are those of WebAuthn Level 3 (§5.1.8 `toJSON()`, §5.4
  * `PublicKeyCredentialCreationOptionsJSON`, §5.5 `…RequestOptionsJSON`), the
- * ones `@simplewebauthn/server` makes and checks. They are written out here,
- * not taken from the DOM library, so the client's types compile in Node too.
+ * ones `@simplewebauthn/server` makes and checks. The options are the
+ * server's own schemas (`Static<>`, type-only imports); the credentials are
+ * written out here, not taken from the DOM library, so the client's types
+ * compile in Node too, and the request bodies' `credential` types accept them.
  * Nothing but the globals `atob`, `btoa` and `navigator` is used.
  */
+import type { Static } from '@sinclair/typebox'
+import type { PasskeyCreationOptions, PasskeyRequestOptions } from '../../schemas/passkey.js'
 
 /** Bytes as base64url without padding (RFC 4648 §5). */
 export type Base64URLString = string
 
-export interface PublicKeyCredentialDescriptorJSON {
-  id: Base64URLString
-  type: 'public-key'
-  transports?: string[]
-}
+/** One credential in `allowCredentials` or `excludeCredentials`. */
+export type PublicKeyCredentialDescriptorJSON = NonNullable<PublicKeyCredentialRequestOptionsJSON['allowCredentials']>[number]
 
-/** What `POST /mfa/ {method: 'passkey'}` answers in `setup_data.options`. */
-export interface PublicKeyCredentialCreationOptionsJSON {
-  rp: { id?: string, name: string }
-  user: { id: Base64URLString, name: string, displayName: string }
-  challenge: Base64URLString
-  pubKeyCredParams: Array<{ type: 'public-key', alg: number }>
-  timeout?: number
-  excludeCredentials?: PublicKeyCredentialDescriptorJSON[]
-  authenticatorSelection?: { authenticatorAttachment?: string, residentKey?: string, requireResidentKey?: boolean, userVerification?: string }
-  attestation?: string
-  hints?: string[]
-  extensions?: Record<string, unknown>
-}
+/** What `POST /mfa/ {method: 'passkey'}` answers in `setup_data.options` (the server's schema, schemas/passkey.ts). */
+export type PublicKeyCredentialCreationOptionsJSON = Static<typeof PasskeyCreationOptions>
 
-/** What a passkey attempt's `challenge` is (login, change-method, `POST /mfa/send/`). */
-export interface PublicKeyCredentialRequestOptionsJSON {
-  challenge: Base64URLString
-  timeout?: number
-  rpId?: string
-  allowCredentials?: PublicKeyCredentialDescriptorJSON[]
-  userVerification?: string
-  hints?: string[]
-  extensions?: Record<string, unknown>
-}
+/** What a passkey attempt's `challenge` is (login, change-method, `POST /mfa/send/`; the server's schema). */
+export type PublicKeyCredentialRequestOptionsJSON = Static<typeof PasskeyRequestOptions>
 
 /** The `credential` of `POST /mfa/confirm/`. */
 export interface RegistrationResponseJSON {

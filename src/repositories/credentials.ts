@@ -1,5 +1,6 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/types.js'
+import { isUniqueViolation } from './db-errors.js'
 import { affected, toNumber } from './normalize.js'
 
 /** The public part of a method's credential: a passkey's id, COSE public key and signature counter. */
@@ -44,7 +45,7 @@ export class CredentialRepository {
     return row?.method_id
   }
 
-  async insert (row: CredentialRow): Promise<void> {
+  private async insert (row: CredentialRow): Promise<void> {
     await this.db.insertInto('auth_kit_credential').values({
       id: row.id,
       method_id: row.methodId,
@@ -57,6 +58,35 @@ export class CredentialRepository {
       created_at: row.createdAt,
       last_used_at: null,
     }).execute()
+  }
+
+  /**
+   * Inserts the row unless another method holds its `credential_key` (a
+   * registration of the same credential committed by another process since
+   * the caller looked): false then, and nothing is stored. Inside a
+   * transaction the insert runs under a savepoint, because a refused
+   * statement would otherwise end the whole transaction on PostgreSQL.
+   */
+  async insertUnlessTaken (row: CredentialRow): Promise<boolean> {
+    if (!this.db.isTransaction) {
+      try {
+        await this.insert(row)
+        return true
+      } catch (err) {
+        if (isUniqueViolation(err)) return false
+        throw err
+      }
+    }
+    await sql`savepoint auth_kit_credential_insert`.execute(this.db)
+    try {
+      await this.insert(row)
+    } catch (err) {
+      await sql`rollback to savepoint auth_kit_credential_insert`.execute(this.db)
+      if (isUniqueViolation(err)) return false
+      throw err
+    }
+    await sql`release savepoint auth_kit_credential_insert`.execute(this.db)
+    return true
   }
 
   /** Records a use: the new signature counter, only if it still holds what the caller checked against. */

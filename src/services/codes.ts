@@ -326,15 +326,16 @@ export class CodeService implements HandlerServices {
   async saveCredential (handler: MfaHandler, credential: StoredCredential): Promise<boolean> {
     const { userId, methodId } = handlerContext(handler)
     const key = credentialKey(credential.id)
-    // Asked before writing: a refused insert would end the transaction on PostgreSQL.
     const owner = await this.credentials.methodOfKey(key)
     if (owner !== undefined && owner !== methodId) return false
     await this.credentials.deleteForMethod(methodId)
-    await this.credentials.insert({
+    // Another user's confirm, under another user's lock, may store the same id
+    // between the look above and this insert: the unique key refuses the later
+    // one, which is then the same wrong credential as above (no 500).
+    return this.credentials.insertUnlessTaken({
       id: randomUUID(), methodId, userId, credentialKey: key, credentialId: credential.id, publicKey: credential.publicKey,
       signCount: credential.counter, transports: credential.transports, createdAt: this.props.now(),
     })
-    return true
   }
 
   async recordCredentialUse (handler: MfaHandler, previous: number, counter: number): Promise<boolean> {

@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap'
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
 import Fastify from 'fastify'
 import authKitMfa, { PasskeyHandler } from '../../src/index.js'
 import { SECRET } from '../helpers/app.js'
+import { CHROMIUM, CHROMIUM_ARGS, freePort } from '../helpers/browser.js'
 
 // SPEC section 10 in a real browser: Debian's chromium, driven by
 // playwright-core, with a CDP virtual authenticator standing for the user's
@@ -11,23 +11,10 @@ import { SECRET } from '../helpers/app.js'
 // http://localhost:PORT (rpID "localhost") registers a passkey, then logs in
 // with it, through the browser's own WebAuthn JSON parsing and serialization
 // (parseCreationOptionsFromJSON, parseRequestOptionsFromJSON, toJSON).
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 if (!existsSync(CHROMIUM)) {
   t.plan(0, `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium, as .ci/run does) to run the passkey browser test`)
 } else {
   t.test('real Chromium registers a passkey, then logs in with it', registerThenLogIn)
-}
-
-/** A port nobody listens on now: the origin must be known before the plugin is registered. */
-async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
 }
 
 // The page: every step is a function the test calls, and each answers what the server said.
@@ -83,7 +70,7 @@ async function registerThenLogIn (t: Test): Promise<void> {
   t.teardown(() => app.close())
   await app.listen({ port, host: 'localhost' })
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
   const page = await browser.newPage()
   const pageErrors: string[] = []

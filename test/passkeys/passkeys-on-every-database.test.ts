@@ -72,5 +72,33 @@ for (const dialect of dialects) {
       t.same(await one.authKit.db.selectFrom('auth_kit_credential').selectAll().where('user_id', '=', user.id).execute(), [])
       t.same(await one.authKit.db.selectFrom('auth_kit_challenge').selectAll().where('user_id', '=', user.id).execute(), [])
     })
+
+    t.test('two users confirm one cloned credential at the same moment: one keeps it, the other gets the normal refusal', async (t) => {
+      // The check "registered to another account?" runs before the insert, so two
+      // confirms in two processes can both pass it; the unique index then decides.
+      // Several rounds, so the two transactions do overlap on the servers.
+      for (let round = 0; round < 4; round++) {
+        const [a, b] = [await newUser(one), await newUser(two)]
+        const [setupA, setupB] = [await post(one, '/mfa/', { method: 'passkey' }, a.access), await post(two, '/mfa/', { method: 'passkey' }, b.access)]
+        const cloned = new SoftwareAuthenticator(PASSKEY_ORIGIN)
+        const results = await Promise.all([
+          post(one, '/mfa/confirm/', { method: 'passkey', credential: cloned.register(setupA.body.setup_data.options) }, a.access),
+          post(two, '/mfa/confirm/', { method: 'passkey', credential: cloned.register(setupB.body.setup_data.options) }, b.access),
+        ])
+        t.same(results.map((r) => r.status).sort(), [200, 403], `round ${round}: one confirm passes, the other is refused (no 500)`)
+        const loserIndex = results.findIndex((r) => r.status !== 200)
+        if (loserIndex === -1) continue
+        expectError(t, results[loserIndex], 403, 'AUTH_KIT_INVALID_CODE', `round ${round}: the loser's refusal is a wrong credential`)
+        const [winner, loser] = loserIndex === 0 ? [b, a] : [a, b]
+        const rows = await one.authKit.db.selectFrom('auth_kit_credential').select(['user_id']).where('credential_id', '=', cloned.id).execute()
+        t.same(rows.map((r) => r.user_id), [winner.id], `round ${round}: the credential is stored once, for the winner`)
+        t.equal((await one.authKit.db.selectFrom('auth_kit_credential').selectAll().where('user_id', '=', loser.id).execute()).length, 0, `round ${round}: nothing stored for the loser`)
+        t.match((await get(one, '/mfa/', loser.access)).body.find((m: { name: string }) => m.name === 'passkey'), { is_setup: true, is_active: false }, `round ${round}: the loser's passkey stays inactive`)
+        // The refused answer left the setup challenge usable (rule 8): a passkey of the loser's own confirms.
+        const loserSetup = loserIndex === 0 ? setupA : setupB
+        const own = await post(one, '/mfa/confirm/', { method: 'passkey', credential: new SoftwareAuthenticator(PASSKEY_ORIGIN).register(loserSetup.body.setup_data.options) }, loser.access)
+        t.equal(own.status, 200, `round ${round}: the loser then confirms a passkey of its own with the same setup challenge`)
+      }
+    })
   })
 }
