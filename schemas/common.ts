@@ -1,38 +1,5 @@
 import { Type, type StringOptions, type TObject, type TSchema, type TString } from '@sinclair/typebox'
-
-/**
- * Every error code the plugin answers with, and the statuses it comes with
- * (SPEC section 4). A code with two statuses (AUTH_KIT_INVALID_CODE) is 401 at
- * login verify and 403 on the method routes and step-up.
- */
-export const ERROR_STATUSES = {
-  FST_ERR_VALIDATION: [400],
-  AUTH_KIT_SAME_METHOD: [400],
-  AUTH_KIT_METHOD_NOT_DISPATCHABLE: [400],
-  AUTH_KIT_INVALID_CREDENTIALS: [401],
-  AUTH_KIT_INVALID_EPHEMERAL_TOKEN: [401],
-  AUTH_KIT_INVALID_CODE: [401, 403],
-  AUTH_KIT_UNAUTHORIZED: [401],
-  AUTH_KIT_INVALID_REFRESH_TOKEN: [401],
-  AUTH_KIT_STEP_UP_REQUIRED: [401],
-  AUTH_KIT_MFA_SETUP_REQUIRED: [403],
-  AUTH_KIT_PRIMARY_METHOD_PROTECTED: [403],
-  AUTH_KIT_ACTIVE_METHOD_PROTECTED: [403],
-  AUTH_KIT_METHOD_NOT_FOUND: [404],
-  AUTH_KIT_METHOD_EXISTS: [409],
-  AUTH_KIT_METHOD_ALREADY_ACTIVE: [409],
-  AUTH_KIT_USERNAME_TAKEN: [409],
-  AUTH_KIT_NO_EMAIL_ADDRESS: [422],
-  AUTH_KIT_LOGIN_THROTTLED: [429],
-  AUTH_KIT_TOO_MANY_ATTEMPTS: [429],
-  AUTH_KIT_RESEND_TOO_SOON: [429],
-  AUTH_KIT_DELIVERY_FAILED: [503],
-} as const satisfies Record<string, readonly number[]>
-
-export type ErrorCode = keyof typeof ERROR_STATUSES
-
-/** Every error code the plugin answers with (SPEC section 4). */
-export const ERROR_CODES = Object.keys(ERROR_STATUSES) as ErrorCode[]
+import { ERROR_CODES, ERROR_STATUSES, type ErrorCode } from '../src/errors.js'
 
 /**
  * What a person sees in the documented examples: the words the routes really
@@ -95,7 +62,7 @@ export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 |
   for (const [key, codes] of Object.entries(byStatus)) {
     const status = Number(key)
     for (const code of codes) {
-      if (!(ERROR_STATUSES[code] as readonly number[]).includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
+      if (!ERROR_STATUSES[code].includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
     }
     const examples = Object.fromEntries(codes.map((code) => [code, { summary: code, value: errorExample(status, code) }]))
     // The envelope, narrowed to this status and these codes; the examples are

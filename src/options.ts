@@ -194,11 +194,14 @@ function resolveWebAuthn (value: unknown): WebAuthnSettings | null {
   return { rpID, rpName, origins: [...list as string[]] }
 }
 
-function requiredPolicy (value: unknown): ResolvedOptions['mfa']['required'] {
-  if (value === undefined || value === false) return () => false
+/** `mfa.required` as a function of the user; nobody is required while MFA is off. */
+function requiredPolicy (value: unknown, enabled: boolean): ResolvedOptions['mfa']['required'] {
+  if (value !== undefined && typeof value !== 'boolean' && typeof value !== 'function') {
+    throw new AuthKitOptionsError('mfa.required', `must be true, false or a function of the user (got ${String(value)})`)
+  }
+  if (!enabled || value === undefined || value === false) return () => false
   if (value === true) return () => true
-  if (typeof value === 'function') return value as ResolvedOptions['mfa']['required']
-  throw new AuthKitOptionsError('mfa.required', `must be true, false or a function of the user (got ${String(value)})`)
+  return value as ResolvedOptions['mfa']['required']
 }
 
 export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOptions {
@@ -240,6 +243,7 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
     }
   }
   const backup = m.backupCodes ?? {}
+  const enabled = bool('mfa.enabled', m.enabled, true)
   const applicationName = m.applicationName ?? 'My App'
   if (typeof applicationName !== 'string' || applicationName === '' || applicationName.includes(':')) {
     throw new AuthKitOptionsError('mfa.applicationName', 'must be a non-empty string without ":"')
@@ -262,10 +266,10 @@ export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOption
       failureWindow: positiveInt('login.failureWindow', o.login?.failureWindow, 900),
     },
     mfa: {
-      required: requiredPolicy(m.required),
+      required: requiredPolicy(m.required, enabled),
       trustedDeviceDays: positiveInt('mfa.trustedDeviceDays', m.trustedDeviceDays, 30, { min: 0, max: 3650 }),
       stepUpMaxAge: positiveInt('mfa.stepUpMaxAge', m.stepUpMaxAge, 900),
-      enabled: bool('mfa.enabled', m.enabled, true),
+      enabled,
       handlers,
       totpInterval: positiveInt('mfa.totpInterval', m.totpInterval, 30, { max: 3600 }),
       totpValidWindow: positiveInt('mfa.totpValidWindow', m.totpValidWindow, 1, { min: 0, max: 10 }),

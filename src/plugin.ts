@@ -4,7 +4,7 @@ import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { STATUS_CODES } from 'node:http'
-import { ERROR_CODES } from '../schemas/common.js'
+import { ERROR_CODES } from './errors.js'
 
 const DOCUMENTED_CODES = new Set<string>(ERROR_CODES)
 import { resolveOptions, type AuthKitOptions } from './options.js'

@@ -354,17 +354,13 @@ export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
 }
 
 // The DISPLAY_NAME default is worked out from the class it is read on, so it
-// is an inherited getter; a subclass's own `static DISPLAY_NAME = …` (or an
-// assignment) shadows it with a plain value.
+// is an inherited getter, the one place the default is made; a subclass's own
+// `static DISPLAY_NAME = …` (or an assignment) shadows it with a plain value.
 Object.defineProperty(MfaHandler, 'DISPLAY_NAME', {
   configurable: true,
-  get (this: { NAME: string }): string { return displayNameFromName(this.NAME) },
+  get (this: { NAME: string }): string { return this.NAME.replace(/_/g, ' ').toUpperCase() },
   set (this: object, value: string) { Object.defineProperty(this, 'DISPLAY_NAME', { value, writable: true, enumerable: true, configurable: true }) },
 })
-
-function displayNameFromName (name: string): string {
-  return name.replace(/_/g, ' ').toUpperCase()
-}
 
 export type MfaHandlerClass = (abstract new (user: any, method: MethodState) => MfaHandler<any>) & {
   NAME: string
@@ -381,6 +377,7 @@ export type MfaHandlerClass = (abstract new (user: any, method: MethodState) => 
   setupCredentialSchema?: TSchema
 }
 
+/** The name `GET /mfa/` shows: DISPLAY_NAME, or the default for a class that set it empty. */
 export function displayNameOf (cls: MfaHandlerClass): string {
-  return typeof cls.DISPLAY_NAME === 'string' && cls.DISPLAY_NAME !== '' ? cls.DISPLAY_NAME : displayNameFromName(cls.NAME)
+  return typeof cls.DISPLAY_NAME === 'string' && cls.DISPLAY_NAME !== '' ? cls.DISPLAY_NAME : Reflect.get(MfaHandler, 'DISPLAY_NAME', cls) as string
 }

@@ -16,7 +16,6 @@ import { type AuthKitUser, type UserStore, dummyPasswordHash, withoutPasswordHas
 import { AuthKitErrors } from '../errors.js'
 
 export interface LoginSettings {
-  mfaEnabled: boolean
   /** Seconds a login attempt lives. */
   ephemeralTokenExpiry: number
   maxAttemptsPerToken: number
@@ -122,9 +121,9 @@ export class LoginService {
     const { settings, tokens, methods, keyring, events } = this.props
     user = withoutPasswordHash(user)
     const userId = String(user.id)
-    const active = settings.mfaEnabled ? await methods.activeMethods(userId) : []
+    const active = await methods.activeMethods(userId)
     if (active.length === 0) {
-      if (settings.mfaEnabled && await settings.required(withoutPasswordHash(user))) {
+      if (await settings.required(withoutPasswordHash(user))) {
         const setup = await tokens.startSetupSession(userId)
         return { mfa_enabled: false, mfa_setup_required: true, access: setup.access, access_expiration: setup.access_expiration, user: this.props.users.toPublic(user) }
       }

@@ -20,6 +20,8 @@ import type { AuthKitUser } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
 
 export interface MethodPolicies {
+  /** `mfa.enabled`: while false, no user has an active second factor. */
+  enabled: boolean
   preventDeleteActiveMethod: boolean
   preventDeletePrimaryMethod: boolean
   deleteActiveMethodRequireCode: boolean
@@ -79,8 +81,13 @@ export class MethodService {
     return rows.filter((m) => this.props.registry.get(m.name) !== undefined)
   }
 
-  /** Active methods in handler order (the order `methods` lists them at login). */
+  /**
+   * Active methods in handler order (the order `methods` lists them at login);
+   * none while MFA is off (`mfa.enabled: false`). The one answer to whether a
+   * user's second factor is on, for login, the gate and step-up alike.
+   */
   async activeMethods (userId: string, db: Kysely<Database> = this.props.db): Promise<MethodRow[]> {
+    if (!this.props.policies.enabled) return []
     const rows = (await this.methodsOf(userId, db)).filter((m) => m.isActive)
     const order = this.props.registry.list()
     return rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
