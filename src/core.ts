@@ -70,7 +70,7 @@ export class AuthKitCore {
       db, keyring, users: this.users, registry: this.registry, methods: this.methods, tokens: this.tokens, events: this.events, now,
       throttle: new LoginThrottleService(db, keyring, this.users, options.login, this.events, now),
       onUserGone: async (userId) => this.account.forgetGoneUser(userId),
-      settings: { ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken, required: mfa.required, trustedDeviceDays: mfa.trustedDeviceDays },
+      settings: mfa,
     })
     this.account = new AccountService({ db, tokens: this.tokens, methods: this.methods, events: this.events, now })
     if (options.notifications && this.mailer !== null) {

@@ -13,19 +13,14 @@ import type { Mailer, CodeMailContext } from '../mail.js'
 import { plainMailbox } from '../mail.js'
 import type { AuthKitUser, UserStore } from '../users.js'
 import { AuthKitErrors, retryLater } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
 
 /** Digits of a sent code and of a TOTP (RFC 6238 with 6 digits). */
 export const OTP_DIGITS = 6
 const OTP_PATTERN = new RegExp(`^[0-9]{${OTP_DIGITS}}$`)
 
-export interface CodeSettings {
-  applicationName: string
-  /** Seconds between two codes sent for one method of one user. */
-  resendCooldown: number
-  /** Seconds a login attempt lives, and so a challenge. */
-  ephemeralTokenExpiry: number
-  backupCodes: { count: number, length: number, secureHash: boolean }
-}
+/** `ephemeralTokenExpiry` is how long a login attempt, and so its challenge, lives. */
+export type CodeSettings = Pick<ResolvedOptions['mfa'], 'applicationName' | 'resendCooldown' | 'ephemeralTokenExpiry' | 'backupCodes'>
 
 export interface NewBackupCode { id: string, lookup: string, codeHash: string }
 

@@ -7,13 +7,9 @@ import { isTransientConflict } from '../repositories/db-errors.js'
 import { loginKey, type AuthKitUser, type UserStore } from '../users.js'
 import { AuthKitErrors, retryLater } from '../errors.js'
 import type { EventBus, RequestContext } from './events.js'
+import type { ResolvedOptions } from '../options.js'
 
-export interface LoginThrottleSettings {
-  maxFailuresPerClient: number
-  maxFailuresPerAddress: number
-  /** Seconds. */
-  failureWindow: number
-}
+export type LoginThrottleSettings = ResolvedOptions['login']
 
 /** Tries of a count that keeps meeting a window another request is restarting or purging. */
 const COUNT_TRIES = 3

@@ -14,16 +14,9 @@ import { AMR_ONE_STEP, AMR_TWO_STEP, type AccessToken, type IssuedTokens, type T
 import type { EventBus, RequestContext } from './events.js'
 import { type AuthKitUser, type UserStore, dummyPasswordHash, withoutPasswordHash } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
 
-export interface LoginSettings {
-  /** Seconds a login attempt lives. */
-  ephemeralTokenExpiry: number
-  maxAttemptsPerToken: number
-  /** Whether a user must enrol a method before a normal session (SPEC section 9). */
-  required: (user: AuthKitUser) => boolean | Promise<boolean>
-  /** Days a remembered device skips the second step; 0: never remembered. */
-  trustedDeviceDays: number
-}
+export type LoginSettings = Pick<ResolvedOptions['mfa'], 'ephemeralTokenExpiry' | 'maxAttemptsPerToken' | 'required' | 'trustedDeviceDays'>
 
 type PublicUser = Record<string, unknown>
 

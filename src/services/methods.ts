@@ -18,15 +18,10 @@ import type { CodeVerdict, LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
 
-export interface MethodPolicies {
-  /** `mfa.enabled`: while false, no user has an active second factor. */
-  enabled: boolean
-  preventDeleteActiveMethod: boolean
-  preventDeletePrimaryMethod: boolean
-  deleteActiveMethodRequireCode: boolean
-  updatePrimaryMethodRequirePrimaryCode: boolean
-}
+/** While `enabled` is false no user has an active method. */
+export type MethodPolicies = Pick<ResolvedOptions['mfa'], 'enabled' | 'preventDeleteActiveMethod' | 'preventDeletePrimaryMethod' | 'deleteActiveMethodRequireCode' | 'updatePrimaryMethodRequirePrimaryCode'>
 
 export interface MethodSummary {
   name: string

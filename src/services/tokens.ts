@@ -6,6 +6,7 @@ import { type Keyring, type KeySet, randomToken } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import { SessionRepository, type SessionRow } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
 
 /** `amr` values (RFC 8176): the password, and a second factor. */
 export const AMR_PASSWORD = 'pwd'
@@ -32,14 +33,7 @@ export interface AccessClaims {
   authTime: number
 }
 
-export interface TokenSettings {
-  /** Seconds an access token lives. */
-  accessTokenExpiry: number
-  /** Seconds a refresh token (and so an idle session) lives. */
-  refreshTokenExpiry: number
-  /** Seconds after a rotation in which the spent token, shown again, is refused without revoking anything. */
-  refreshReuseGrace: number
-}
+export type TokenSettings = ResolvedOptions['tokens']
 
 const TOKEN_USE = 'auth_kit_access'
 const decode = createDecoder({ complete: true })
