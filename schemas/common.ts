@@ -1,4 +1,4 @@
-import { Type, type StringOptions, type TObject, type TSchema, type TString } from '@sinclair/typebox'
+import { Type, type Static, type StringOptions, type TObject, type TOptional, type TProperties, type TSchema, type TString, type TUnknown } from '@sinclair/typebox'
 import { ERROR_CODES, ERROR_STATUSES, type ErrorCode } from '../src/errors.js'
 
 /**
@@ -87,6 +87,11 @@ export function namedResponse (schema: TSchema, description: string, example: un
   return Type.Unsafe({ allOf: [Type.Ref(schema)], description, examples: [example] })
 }
 
+/** A 204: no body. Typed as nothing, so a route answers it with a bare `send()`. */
+export function noContent (description: string) {
+  return Type.Unsafe<void>(Type.Null({ description }))
+}
+
 /**
  * Characters no supported database stores as given: U+0000 (PostgreSQL text
  * refuses it) and UTF-16 surrogates that are not part of a pair (no UTF-8 form,
@@ -124,6 +129,8 @@ export const PublicUser = Type.Object({
   description: 'The user store\'s public view. The built-in store gives id, username and email; a store of the host\'s own may add fields.',
   examples: [EXAMPLE_USER],
 })
+/** The user as the routes show it: what the user store's `toPublic` gives. */
+export type PublicUser = Static<typeof PublicUser>
 
 export const TokenPair = Type.Object({
   access: Type.String({ description: 'JWT access token: send it as `Authorization: Bearer <access>` (the Authorize button).' }),
@@ -136,6 +143,8 @@ export const TokenPair = Type.Object({
   description: 'A new access token and refresh token.',
   examples: [{ access: EXAMPLE_ACCESS, refresh: EXAMPLE_REFRESH, access_expiration: EXAMPLE_EXPIRATION, refresh_expiration: EXAMPLE_REFRESH_EXPIRATION }],
 })
+/** A new session's tokens: what a finished login and a refresh answer. */
+export type TokenPair = Static<typeof TokenPair>
 
 export const Detail = Type.Object({ detail: Type.String() }, { $id: 'AuthKitDetail', title: 'AuthKitDetail', description: 'Done; `detail` says what happened.' })
 
@@ -168,20 +177,31 @@ export interface ChallengeResponseFields {
  * `field`: one of the two when `required`, at most one otherwise, so a body
  * with both is a 400 like any body that misses the schema.
  */
-export function withCredential (body: TObject, credential: TSchema, field: string, required: boolean, note: string): TObject {
+export function withCredential<P extends TProperties, F extends keyof P & string> (body: TObject<P>, credential: TSchema, field: F, required: boolean, note: string): WithCredential<P, F> {
   const properties: Record<string, TSchema> = { ...body.properties }
   properties[field] = Type.Optional(properties[field])
   properties.credential = Type.Optional(Type.Unsafe({ ...credential, description: joined(note, credential.description) }))
   const either = required
     ? { oneOf: [{ required: [field] }, { required: ['credential'] }] }
     : { not: { required: [field, 'credential'] } }
-  return Type.Object(properties, { additionalProperties: false, examples: body.examples, ...either })
+  return Type.Object(properties, { additionalProperties: false, examples: body.examples, ...either }) as unknown as WithCredential<P, F>
 }
 
+/**
+ * The type of a body that takes `credential` beside its code `field`: both
+ * optional (the schema's `oneOf`/`not` says which may come), `credential`
+ * unknown (each challenge–response handler has its own shape).
+ */
+export type WithCredential<P extends TProperties, F extends keyof P & string> =
+  TObject<Omit<P, F | 'credential'> & { [K in F]: TOptional<P[K]> } & { credential: TOptional<TUnknown> }>
+
+/** The type of an answer that may carry a challenge–response method's `challenge` (its shape the handler's own). */
+export type WithChallenge<P extends TProperties> = TObject<Omit<P, 'challenge'> & { challenge: TOptional<TUnknown> }>
+
 /** An answer that may also carry the `challenge` of a challenge–response method. */
-export function withChallenge (answer: TObject, challenge: TSchema, note: string): TObject {
+export function withChallenge<P extends TProperties> (answer: TObject<P>, challenge: TSchema, note: string): WithChallenge<P> {
   const { properties, required: _required, type: _type, ...options } = answer as TObject & Record<string, unknown>
-  return Type.Object({ ...properties, challenge: Type.Optional(Type.Unsafe({ ...challenge, description: joined(note, challenge.description) })) }, options)
+  return Type.Object({ ...properties, challenge: Type.Optional(Type.Unsafe({ ...challenge, description: joined(note, challenge.description) })) }, options) as unknown as WithChallenge<P>
 }
 
 function joined (...parts: unknown[]): string {

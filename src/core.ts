@@ -11,8 +11,10 @@ import { EventBus, type RequestContext } from './services/events.js'
 import { AMR_MFA, TokenService } from './services/tokens.js'
 import { LockoutService } from './services/lockout.js'
 import { CodeService } from './services/codes.js'
-import { MethodService, type MethodSummary } from './services/methods.js'
-import { LoginService, type LoginResult } from './services/login.js'
+import { MethodService } from './services/methods.js'
+import { LoginService } from './services/login.js'
+import type { MethodSummary } from '../schemas/methods.js'
+import type { LoginAnswer } from '../schemas/login.js'
 import { LoginThrottleService } from './services/login-throttle.js'
 import { AccountService } from './services/account.js'
 import { Notifier } from './services/notifications.js'
@@ -153,7 +155,7 @@ export class AuthKitCore {
   }
 
   /** Step 1 for a user the host authenticated its own way: exactly what `POST /login/` answers. */
-  async startLogin (request: FastifyRequest, user: AuthKitUser, options: { deviceToken?: string } = {}): Promise<LoginResult> {
+  async startLogin (request: FastifyRequest, user: AuthKitUser, options: { deviceToken?: string } = {}): Promise<LoginAnswer> {
     if (user === null || typeof user !== 'object' || user.id === undefined || user.id === null) throw new TypeError('fastify-auth-kit: startLogin(request, user) needs the record the user store returns')
     return this.login.start(requestContext(request), user, options.deviceToken)
   }
@@ -189,7 +191,7 @@ export interface AuthKitDecorator {
   /** preHandler that also wants a second factor no older than `maxAge` seconds (SPEC section 9). */
   requireMfa: (options?: { maxAge?: number | null }) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   /** Step 1 for a user the host authenticated its own way (social login, magic link): what `POST /login/` answers. */
-  startLogin: (request: FastifyRequest, user: AuthKitUser, options?: { deviceToken?: string }) => Promise<LoginResult>
+  startLogin: (request: FastifyRequest, user: AuthKitUser, options?: { deviceToken?: string }) => Promise<LoginAnswer>
   admin: AuthKitAdmin
   /** The Kysely instance in use (the host's, if it passed one). */
   db: Kysely<Database>

@@ -5,6 +5,7 @@ import { UserRepository, type UserIdentifier, type UserRow } from './repositorie
 import { isTransientConflict, isUniqueViolation } from './repositories/db-errors.js'
 import { PASSWORD_COST, slowHash, slowVerify } from './crypto.js'
 import { AuthKitErrors } from './errors.js'
+import type { PublicUser } from '../schemas/common.js'
 
 /** What the plugin needs of a user; a host's store may return richer records. */
 export interface AuthKitUser {
@@ -20,6 +21,15 @@ export interface UserStore<U extends AuthKitUser = AuthKitUser> {
   toPublic (user: U): Record<string, unknown>
   emailOf (user: U): string | null | undefined
   create? (input: { username: string, email: string, password: string }): Promise<U>
+}
+
+/**
+ * The user as the routes show it (the `AuthKitUser` schema): the store's
+ * `toPublic`, whose `id` the serializer writes as a string. The one place a
+ * store's answer is taken as that shape.
+ */
+export function publicUser<U extends AuthKitUser> (users: UserStore<U>, user: U): PublicUser {
+  return users.toPublic(user) as PublicUser
 }
 
 export interface BuiltInUser extends AuthKitUser {

@@ -1,11 +1,9 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { createdMethod, methodRouteSchemas } from '../../schemas/methods.js'
+import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
+import { type ConfirmAnswer, createdMethod, methodRouteSchemas } from '../../schemas/methods.js'
 import { type AuthKitCore, requestContext } from '../core.js'
 import { AMR_TWO_STEP } from '../services/tokens.js'
 import { AuthKitErrors } from '../errors.js'
-import { bothSlashes, factorResponse } from './route.js'
-
-type Body = { Body: { method: string, code?: string, primary_code?: string, credential?: unknown } }
+import { type AuthKitRoute, type AuthKitRoutes, bothSlashes, factorResponse } from './route.js'
 
 /** What the onRequest guard of each method route lets through (SPEC section 3, rule 1, section 9). */
 interface MethodRouteAccess {
@@ -16,7 +14,7 @@ interface MethodRouteAccess {
 }
 
 /** Method management: SPEC section 3, "Methods". Every route needs auth. */
-export async function methodRoutePlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
+export async function methodRoutePlugin (app: AuthKitRoutes, { core }: { core: AuthKitCore }): Promise<void> {
   const { mfa } = core.options
   const s = methodRouteSchemas({
     setupSchemas: core.registry.classes().map((cls) => ({ name: cls.NAME, schema: cls.setupDataSchema })),
@@ -30,9 +28,9 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
   // method's answer is written with its own handler's shape instead.
   const created = new Map(core.registry.classes().map((cls) => [cls.NAME, createdMethod(cls.setupDataSchema)]))
   const access = new Map<string, MethodRouteAccess>()
-  const route = (opts: Parameters<typeof bothSlashes<Body>>[1], rule: MethodRouteAccess): void => {
+  const route = <const Schema extends FastifySchema>(opts: AuthKitRoute<Schema>, rule: MethodRouteAccess): void => {
     access.set(`${opts.method as string} ${opts.url.replace(/\/$/, '')}`, rule)
-    bothSlashes<Body>(app, opts)
+    bothSlashes(app, opts)
   }
   // Authentication and the gate run before the body is validated: an anonymous
   // or under-authenticated caller learns nothing of the schemas.
@@ -56,7 +54,7 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
   }, { setup: true, gated: true })
   route({
     method: 'POST', url: '/mfa/confirm/', schema: s.confirm,
-    handler: async (request) => {
+    handler: async (request): Promise<ConfirmAnswer> => {
       const ctx = requestContext(request)
       const session = request.authKitSession!
       await methods.confirm(ctx, request.user, request.body.method, factorResponse(request.body), session.id)
@@ -71,11 +69,11 @@ export async function methodRoutePlugin (app: FastifyInstance, { core }: { core:
   }, { setup: true, gated: true })
   route({
     method: 'GET', url: '/mfa/qr/', schema: s.qr,
-    handler: async (request: FastifyRequest<{ Querystring: { method: string } }>, reply: FastifyReply) => {
+    handler: async (request, reply) => {
       const svg = await methods.qrCode(request.user, request.query.method)
       return reply.type('image/svg+xml').send(svg)
     },
-  } as never, { setup: true, gated: true })
+  }, { setup: true, gated: true })
   route({
     method: 'POST', url: '/mfa/primary/', schema: s.primary,
     handler: async (request) => {

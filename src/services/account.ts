@@ -6,27 +6,11 @@ import { MethodRepository } from '../repositories/methods.js'
 import { UserLockRepository } from '../repositories/user-locks.js'
 import { LoginAttemptRepository } from '../repositories/login-attempts.js'
 import type { SessionRow } from '../repositories/sessions.js'
-import type { MethodService, MethodSummary } from './methods.js'
+import type { MethodService } from './methods.js'
+import type { MethodSummary } from '../../schemas/methods.js'
+import type { Device, Session } from '../../schemas/login.js'
 import type { TokenService } from './tokens.js'
 import type { EventBus, RequestContext } from './events.js'
-
-export interface SessionSummary {
-  id: string
-  created_at: string
-  last_used_at: string
-  expires_at: string
-  amr: string[]
-  current: boolean
-}
-
-export interface DeviceSummary {
-  id: string
-  label: string
-  created_at: string
-  last_used_at: string
-  expires_at: string
-  current: boolean
-}
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 /** An admin call is made outside any request. */
@@ -44,7 +28,7 @@ export class AccountService {
     this.devices = new TrustedDeviceRepository(props.db)
   }
 
-  async listSessions (userId: string, current: SessionRow): Promise<SessionSummary[]> {
+  async listSessions (userId: string, current: SessionRow): Promise<Session[]> {
     const sessions = await this.props.tokens.sessions.listLive(userId, this.props.now())
     return sessions.filter((s) => !s.setupOnly).map((s) => ({
       id: s.id, created_at: iso(s.createdAt), last_used_at: iso(s.lastUsedAt), expires_at: iso(s.expiresAt), amr: s.amr, current: s.id === current.id,
@@ -64,7 +48,7 @@ export class AccountService {
     if (forgotten > 0) this.props.events.emit('device_revoked', ctx, userId)
   }
 
-  async listDevices (userId: string, current: SessionRow): Promise<DeviceSummary[]> {
+  async listDevices (userId: string, current: SessionRow): Promise<Device[]> {
     const devices = await this.devices.listLive(userId, this.props.now())
     return devices.map((d) => ({
       id: d.id, label: d.label, created_at: iso(d.createdAt), last_used_at: iso(d.lastUsedAt), expires_at: iso(d.expiresAt), current: d.id === current.deviceId,

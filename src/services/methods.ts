@@ -19,19 +19,10 @@ import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
+import type { CreatedMethod, MethodSummary } from '../../schemas/methods.js'
 
 /** While `enabled` is false no user has an active method. */
 export type MethodPolicies = Pick<ResolvedOptions['mfa'], 'enabled' | 'preventDeleteActiveMethod' | 'preventDeletePrimaryMethod' | 'deleteActiveMethodRequireCode' | 'updatePrimaryMethodRequirePrimaryCode'>
-
-export interface MethodSummary {
-  name: string
-  display_name: string
-  is_active: boolean
-  is_primary: boolean
-  is_setup: boolean
-  requires_dispatch: boolean
-  backup_codes_remaining: number
-}
 
 /** A code check under the lockout, and which method's backup code it spent (if any). */
 export interface FactorVerdict extends CodeVerdict {
@@ -155,7 +146,7 @@ export class MethodService {
    * Setup runs before anything is stored: a method whose setup mail could not
    * be sent is never created (rule 8).
    */
-  async create (ctx: RequestContext, user: AuthKitUser, name: string): Promise<{ method: string, backup_codes: string[], setup_data: unknown }> {
+  async create (ctx: RequestContext, user: AuthKitUser, name: string): Promise<CreatedMethod> {
     const userId = String(user.id)
     if (await this.methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
     const cls = this.props.registry.require(name)

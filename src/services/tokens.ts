@@ -7,6 +7,7 @@ import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import { SessionRepository, type SessionRow } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
+import type { TokenPair } from '../../schemas/common.js'
 
 /** `amr` values (RFC 8176): the password, and a second factor. */
 export const AMR_PASSWORD = 'pwd'
@@ -14,15 +15,10 @@ export const AMR_MFA = 'mfa'
 export const AMR_ONE_STEP = [AMR_PASSWORD]
 export const AMR_TWO_STEP = [AMR_PASSWORD, AMR_MFA]
 
-export interface AccessToken {
-  access: string
-  access_expiration: string
-}
-
-export interface IssuedTokens extends AccessToken {
-  refresh: string
-  refresh_expiration: string
-}
+/** A new session's tokens, as the routes answer them. */
+export type IssuedTokens = TokenPair
+/** An access token alone: a setup-only session, a step-up. */
+export type AccessToken = Pick<TokenPair, 'access' | 'access_expiration'>
 
 /** The claims `authenticate` trusts, once the signature and expiry are checked. */
 export interface AccessClaims {
