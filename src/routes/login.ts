@@ -1,16 +1,34 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { loginRouteSchemasFor } from '../../schemas/login.js'
-import { type AuthKitCore, requestContext } from '../core.js'
-import { publicUser } from '../users.js'
+import { loginRouteSchemas as s, loginRouteSchemasFor } from '../../schemas/login.js'
+import type { ChallengeResponseFields } from '../../schemas/common.js'
+import { type AuthKitGuards, requestContext } from '../core.js'
+import { publicUser, type UserStore } from '../users.js'
+import type { AccountService } from '../services/account.js'
+import type { LoginService } from '../services/login.js'
+import type { TokenService } from '../services/tokens.js'
 import { type AuthKitRoutes, bothSlashes, factorResponse } from './route.js'
 
-/** Login, tokens, sessions and devices: SPEC section 3, "Login". */
-export async function loginRoutePlugin (app: AuthKitRoutes, { core }: { core: AuthKitCore }): Promise<void> {
-  const { login, tokens, account, users } = core
-  const s = loginRouteSchemasFor(core.registry.challengeResponseSchemas())
-  // Ending sessions or forgetting devices needs a second factor once the user
-  // has one: a password-only login cannot sign out the user's stronger ones.
-  const gated = [core.authenticate, async (request: FastifyRequest, reply: FastifyReply) => core.requireSecondFactorForChanges(request, reply)]
+/** What the login routes use. */
+export interface LoginRouteDeps {
+  login: LoginService
+  tokens: TokenService
+  account: AccountService
+  users: UserStore<any>
+  guards: Pick<AuthKitGuards, 'authenticate' | 'authenticateAny' | 'requireSecondFactorForChanges'>
+  /** `POST /registration/` exists (the `registration` option). */
+  registration: boolean
+}
+
+/**
+ * Ending sessions or forgetting devices needs a second factor once the user
+ * has one: a password-only login cannot sign out the user's stronger ones.
+ */
+function gatedBy (guards: LoginRouteDeps['guards']) {
+  return [guards.authenticate, guards.requireSecondFactorForChanges]
+}
+
+/** Login, tokens and sessions: SPEC section 3, "Login". */
+export async function loginRoutePlugin (app: AuthKitRoutes, { login, tokens, account, users, guards, registration }: LoginRouteDeps): Promise<void> {
+  const gated = gatedBy(guards)
   bothSlashes(app, {
     method: 'POST', url: '/login/', schema: s.login,
     handler: async (request) =>
@@ -28,18 +46,18 @@ export async function loginRoutePlugin (app: AuthKitRoutes, { core }: { core: Au
     },
   })
   bothSlashes(app, {
-    method: 'POST', url: '/logout/', schema: s.logout, onRequest: core.authenticateAny,
+    method: 'POST', url: '/logout/', schema: s.logout, onRequest: guards.authenticateAny,
     handler: async (request, reply) => {
       await tokens.logout(String(request.user.id), request.body.refresh)
       return reply.code(204).send()
     },
   })
   bothSlashes(app, {
-    method: 'GET', url: '/user/', schema: s.user, onRequest: core.authenticateAny,
+    method: 'GET', url: '/user/', schema: s.user, onRequest: guards.authenticateAny,
     handler: async (request) => ({ user: publicUser(users, request.user) }),
   })
   bothSlashes(app, {
-    method: 'GET', url: '/sessions/', schema: s.sessions, onRequest: core.authenticate,
+    method: 'GET', url: '/sessions/', schema: s.sessions, onRequest: guards.authenticate,
     handler: async (request) => account.listSessions(String(request.user.id), request.authKitSession!),
   })
   bothSlashes(app, {
@@ -56,7 +74,7 @@ export async function loginRoutePlugin (app: AuthKitRoutes, { core }: { core: Au
       return reply.code(204).send()
     },
   })
-  if (core.options.registration) {
+  if (registration) {
     bothSlashes(app, {
       method: 'POST', url: '/registration/', schema: s.registration,
       handler: async (request, reply) => {
@@ -67,9 +85,22 @@ export async function loginRoutePlugin (app: AuthKitRoutes, { core }: { core: Au
       },
     })
   }
-  if (!core.options.mfa.enabled) return
+}
+
+/** What the second-factor routes use. */
+export interface SecondFactorRouteDeps extends Pick<LoginRouteDeps, 'login' | 'account' | 'guards'> {
+  /** The fields the configured challenge–response methods add (`HandlerRegistry.challengeResponseSchemas()`). */
+  challengeResponse: ChallengeResponseFields
+}
+
+/** What exists only while MFA is on (`mfa.enabled`): step 2 of login, step-up and remembered devices. */
+export async function secondFactorRoutePlugin (app: AuthKitRoutes, deps: SecondFactorRouteDeps): Promise<void> {
+  const { login, account, guards } = deps
+  // With a challenge–response method (a passkey), verify and step-up take `credential`, change-method and resend may answer a `challenge`.
+  const s = loginRouteSchemasFor(deps.challengeResponse)
+  const gated = gatedBy(guards)
   bothSlashes(app, {
-    method: 'GET', url: '/devices/', schema: s.devices, onRequest: core.authenticate,
+    method: 'GET', url: '/devices/', schema: s.devices, onRequest: guards.authenticate,
     handler: async (request) => account.listDevices(String(request.user.id), request.authKitSession!),
   })
   bothSlashes(app, {
@@ -85,7 +116,7 @@ export async function loginRoutePlugin (app: AuthKitRoutes, { core }: { core: Au
       login.verify(requestContext(request), request.body.ephemeral_token, factorResponse(request.body), request.body.remember_device === true),
   })
   bothSlashes(app, {
-    method: 'POST', url: '/login/step-up/', schema: s.stepUp, onRequest: core.authenticate,
+    method: 'POST', url: '/login/step-up/', schema: s.stepUp, onRequest: guards.authenticate,
     handler: async (request) =>
       login.stepUp(requestContext(request), request.user, request.authKitSession!.id, factorResponse(request.body), request.body.method),
   })

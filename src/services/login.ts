@@ -14,6 +14,7 @@ import { AMR_ONE_STEP, AMR_TWO_STEP, type IssuedTokens, type TokenService } from
 import type { EventBus, RequestContext } from './events.js'
 import { type AuthKitUser, type UserStore, dummyPasswordHash, publicUser, withoutPasswordHash } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
 import type { ResolvedOptions } from '../options.js'
 import type { PublicUser } from '../../schemas/common.js'
 import type { ChangeMethodAnswer, LoginAnswer, ResendAnswer, StepUpAnswer, VerifyAnswer } from '../../schemas/login.js'
@@ -23,6 +24,7 @@ export type LoginSettings = Pick<ResolvedOptions['mfa'], 'ephemeralTokenExpiry' 
 
 export interface LoginServiceProps {
   db: Kysely<Database>
+  repositories: Pick<Repositories, 'loginAttempts' | 'devices'>
   keyring: Keyring
   users: UserStore<any>
   registry: HandlerRegistry
@@ -63,8 +65,8 @@ export class LoginService {
   private readonly devices: TrustedDeviceRepository
 
   constructor (private readonly props: LoginServiceProps) {
-    this.attempts = new LoginAttemptRepository(props.db)
-    this.devices = new TrustedDeviceRepository(props.db)
+    this.attempts = props.repositories.loginAttempts
+    this.devices = props.repositories.devices
   }
 
   private get now (): number { return this.props.now() }

@@ -18,6 +18,7 @@ import type { CodeVerdict, LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
 import type { ResolvedOptions } from '../options.js'
 import type { CreatedMethod, MethodSummary } from '../../schemas/methods.js'
 
@@ -37,6 +38,7 @@ export interface FactorVerdict extends CodeVerdict {
 
 export interface MethodServiceProps {
   db: Kysely<Database>
+  repositories: Pick<Repositories, 'methods' | 'backupCodes'>
   registry: HandlerRegistry
   codes: CodeService
   lockout: LockoutService
@@ -57,8 +59,8 @@ export class MethodService {
   private readonly backupCodes: BackupCodeRepository
 
   constructor (private readonly props: MethodServiceProps) {
-    this.methods = new MethodRepository(props.db)
-    this.backupCodes = new BackupCodeRepository(props.db)
+    this.methods = props.repositories.methods
+    this.backupCodes = props.repositories.backupCodes
   }
 
   /** The user's methods that this instance has a handler for, oldest first. */

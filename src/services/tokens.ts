@@ -6,6 +6,7 @@ import { type Keyring, type KeySet, randomToken } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import { SessionRepository, type SessionRow } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
 import type { ResolvedOptions } from '../options.js'
 import type { TokenPair } from '../../schemas/common.js'
 
@@ -47,9 +48,9 @@ export class TokenService {
   private readonly refreshTokens: RefreshTokenRepository
   readonly sessions: SessionRepository
 
-  constructor (private readonly props: { db: Kysely<Database>, keyring: Keyring, settings: TokenSettings, now: () => number }) {
-    this.refreshTokens = new RefreshTokenRepository(props.db)
-    this.sessions = new SessionRepository(props.db)
+  constructor (private readonly props: { db: Kysely<Database>, repositories: Pick<Repositories, 'sessions' | 'refreshTokens'>, keyring: Keyring, settings: TokenSettings, now: () => number }) {
+    this.refreshTokens = props.repositories.refreshTokens
+    this.sessions = props.repositories.sessions
     const key = props.keyring.current
     this.signer = createSigner({ key: key.jwt, algorithm: 'HS256', kid: key.id })
   }
