@@ -1,5 +1,6 @@
 import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox'
 import { type ChallengeResponseFields, CodeInput, Detail, errorResponses, namedResponse, noContent, withChallenge, withCredential } from './common.js'
+import type { ErrorCode } from '../src/errors.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
 const strict = { additionalProperties: false }
@@ -28,6 +29,21 @@ const EXAMPLE_QR_LINK = 'otpauth://totp/My%20App:alice?secret=JBSWY3DPEHPK3PXPJB
 const EXAMPLE_QR_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29" shape-rendering="crispEdges"><path d="M0 0h7v7H0z"/></svg>'
 const EXAMPLE_SETUP_DATA: Record<string, unknown> = {
   app: { qr_link: EXAMPLE_QR_LINK, qr_code: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=' },
+}
+
+/**
+ * The errors of a change to an active method that one of its codes allows
+ * (primary, backup codes, deactivate, delete); `refusals`: the route's own 403s,
+ * given before the code is looked at.
+ */
+function codeCheckedChangeErrors (...refusals: ErrorCode[]): Record<number, TSchema> {
+  return errorResponses({
+    400: ['FST_ERR_VALIDATION'],
+    401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+    403: [...refusals, 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
+    404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+    429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
+  })
 }
 
 /** What a handler's setup shape most likely answers, for the documented example. */
@@ -219,13 +235,7 @@ function codeMethodRouteSchemas (o: MethodRouteOptions) {
       }, { ...strict, examples: [{ method: example, primary_code: '123456' }] }),
       response: {
         200: namedResponse(Detail, 'The method is the primary.', { detail: 'Updated primary MFA method.' }),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        ...codeCheckedChangeErrors(),
       },
     },
     backupCodes: {
@@ -236,13 +246,7 @@ function codeMethodRouteSchemas (o: MethodRouteOptions) {
       body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: example, code: '123456' }] }),
       response: {
         200: Type.Object({ backup_codes: BackupCodes }, { description: 'The new backup codes, shown once.', examples: [{ backup_codes: EXAMPLE_BACKUP_CODES }] }),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        ...codeCheckedChangeErrors(),
       },
     },
     deactivate: {
@@ -253,13 +257,7 @@ function codeMethodRouteSchemas (o: MethodRouteOptions) {
       body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: names.includes('email') ? 'email' : example, code: '123456' }] }),
       response: {
         200: namedResponse(Detail, 'The method is inactive.', { detail: 'Deactivated MFA method.' }),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        ...codeCheckedChangeErrors('AUTH_KIT_PRIMARY_METHOD_PROTECTED'),
       },
     },
     delete: {
@@ -272,13 +270,7 @@ function codeMethodRouteSchemas (o: MethodRouteOptions) {
       body: Type.Object({ method: MethodName, code: Type.Optional(CodeInput) }, { ...strict, examples: [{ method: example, code: '123456' }] }),
       response: {
         204: noContent('Deleted.'),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_ACTIVE_METHOD_PROTECTED', 'AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        ...codeCheckedChangeErrors('AUTH_KIT_ACTIVE_METHOD_PROTECTED', 'AUTH_KIT_PRIMARY_METHOD_PROTECTED'),
       },
     },
   } satisfies Record<MethodRouteName, Record<string, unknown>>
