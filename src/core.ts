@@ -149,17 +149,41 @@ export interface AuthKitAdmin {
 export interface AuthKitDecorator {
   /** This instance's method handlers: `list()` names in order, `get(name)` the class. */
   handlers: { list (): string[], get (name: string): MfaHandlerClass | undefined }
-  /** preHandler for the host's routes: puts the user on `request.user`, or 401 (403 for a setup-only token). */
+  /**
+   * preHandler for the host's routes: puts the store's record (without a
+   * password hash) on `request.user` and the token's session on
+   * `request.authKitSession`. Throws 401 `AUTH_KIT_UNAUTHORIZED` (missing, bad
+   * or expired token, ended session, user gone) and 403
+   * `AUTH_KIT_MFA_SETUP_REQUIRED` for a setup-only token.
+   */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-  /** preHandler that also wants a second factor no older than `maxAge` seconds (SPEC section 9). */
+  /**
+   * A preHandler that authenticates and also wants a second factor checked at
+   * most `maxAge` seconds ago (default `mfa.stepUpMaxAge`; null: any age), else
+   * 401 `AUTH_KIT_STEP_UP_REQUIRED` with an RFC 9470 `WWW-Authenticate`
+   * challenge (SPEC section 9). Throws `TypeError` at once for a `maxAge` that
+   * is not whole seconds or null.
+   */
   requireMfa: (options?: { maxAge?: number | null }) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-  /** Step 1 for a user the host authenticated its own way (social login, magic link): what `POST /login/` answers. */
+  /**
+   * Step 1 for a user the host authenticated its own way (social login, magic
+   * link): exactly what `POST /login/` answers for that user, `deviceToken`
+   * as its `device_token`. Throws `TypeError` for anything but a store record
+   * with an `id`, and the errors of step 1 (422 `AUTH_KIT_NO_EMAIL_ADDRESS`,
+   * 503 `AUTH_KIT_DELIVERY_FAILED`) when the primary method sends a code.
+   */
   startLogin: (request: FastifyRequest, user: AuthKitUser, options?: { deviceToken?: string }) => Promise<LoginAnswer>
   admin: AuthKitAdmin
   /** The Kysely instance in use (the host's, if it passed one). */
   db: Kysely<Database>
+  /** The user store in use: the host's `users`, or the built-in one. */
   users: UserStore<any>
-  /** A bound handler for one user's method (for tests of a custom handler). */
+  /**
+   * A handler instance for one user's method, bound to this plugin (for tests
+   * of a custom handler). Throws 404 `AUTH_KIT_METHOD_NOT_FOUND` if the user
+   * has no method `method` (set up or not), and `Error` if the store returns
+   * no user `userId` or this instance has no handler named `method`.
+   */
   handlerFor (userId: string, method: string): Promise<MfaHandler>
 }
 
