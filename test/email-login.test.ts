@@ -1,6 +1,6 @@
 import t from 'tap'
 import { get, post, totp, userWithApp, expectError } from './helpers/app.js'
-import { emailApp, codeIn, onlyNewMail, recipientOf, startSmtp, userWithAppAndEmail, userWithEmail, startMailedLogin, codeMailedBy } from './helpers/smtp.js'
+import { emailApp, codeIn, onlyNewMail, recipientOf, startSmtp, userWithAppAndEmail, userWithEmail, startMailedLogin, codeMailedBy, appWithEmailUser } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
@@ -15,8 +15,7 @@ function claimsOf (access: string): Record<string, unknown> {
 }
 
 t.test('login with email as primary: step 1 mails a code, step 2 takes it', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.equal(step1.status, 200)
@@ -32,8 +31,7 @@ t.test('login with email as primary: step 1 mails a code, step 2 takes it', asyn
 })
 
 t.test('a wrong code at login verify is 401 and the mailed one still works', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const { ephemeral_token: step1Token, code } = await startMailedLogin(app, mailbox, user)
   const wrong = await post(app, '/login/verify/', { ephemeral_token: step1Token, code: otherThan(code) })
   expectError(t, wrong, 401, 'AUTH_KIT_INVALID_CODE')
@@ -41,8 +39,7 @@ t.test('a wrong code at login verify is 401 and the mailed one still works', asy
 })
 
 t.test('the code of a login works once', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
   const { ephemeral_token: firstToken, code } = await startMailedLogin(app, mailbox, user)
   t.equal((await post(app, '/login/verify/', { ephemeral_token: firstToken, code })).status, 200)
@@ -55,8 +52,7 @@ t.test('the code of a login works once', async (t) => {
 })
 
 t.test('login step 1 within the cooldown mails nothing and the code sent last still works', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
   const { ephemeral_token: firstToken, code } = await startMailedLogin(app, mailbox, user)
   clock.advance(10)
@@ -69,8 +65,7 @@ t.test('login step 1 within the cooldown mails nothing and the code sent last st
 })
 
 t.test('a later login\'s code replaces the earlier one, for every attempt', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const { ephemeral_token: firstToken, code: early } = await startMailedLogin(app, mailbox, user)
   clock.advance(30)
   const { ephemeral_token: secondToken, code: late } = await startMailedLogin(app, mailbox, user)
@@ -82,8 +77,7 @@ t.test('a later login\'s code replaces the earlier one, for every attempt', asyn
 })
 
 t.test('resend mails exactly one new code, which replaces the previous one', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const { ephemeral_token: step1Token, code: first } = await startMailedLogin(app, mailbox, user)
   clock.advance(30)
   const before = mailbox.messages.length
@@ -99,8 +93,7 @@ t.test('resend mails exactly one new code, which replaces the previous one', asy
 })
 
 t.test('resend within the cooldown is 429 with Retry-After and mails nothing', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
   const { ephemeral_token: step1Token, code } = await startMailedLogin(app, mailbox, user)
   clock.advance(12)
@@ -113,8 +106,7 @@ t.test('resend within the cooldown is 429 with Retry-After and mails nothing', a
 })
 
 t.test('resend does not reset the attempt\'s failure count', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox, { mfa: { maxAttemptsPerToken: 3 } })
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox, { mfa: { maxAttemptsPerToken: 3 } })
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   const token = step1.body.ephemeral_token
   for (let i = 0; i < 2; i++) t.equal((await post(app, '/login/verify/', { ephemeral_token: token, code: 'wrong1' })).status, 401)
@@ -127,8 +119,7 @@ t.test('resend does not reset the attempt\'s failure count', async (t) => {
 })
 
 t.test('resend does not carry the attempt past its first expiry', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox, { mfa: { ephemeralTokenExpiry: 300 } })
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox, { mfa: { ephemeralTokenExpiry: 300 } })
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   clock.advance(290)
   const code = await codeMailedBy(mailbox, async () => t.equal((await post(app, '/login/resend/', { ephemeral_token: step1.body.ephemeral_token })).status, 200))
@@ -191,8 +182,7 @@ t.test('change-method from email to app mails nothing and the app code finishes 
 })
 
 t.test('a backup code of the email method finishes an email login', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: user.backupCodes[0] })).status, 200)
 })

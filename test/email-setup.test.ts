@@ -1,7 +1,7 @@
 import t from 'tap'
 import { AppHandler, EmailHandler, type UserStore, type AuthKitUser } from '../src/index.js'
 import { buildApp, manualClock, newUser, post, stepUp, expectError } from './helpers/app.js'
-import { FROM, emailApp, codeIn, emailMethodOf, onlyNewMail, recipientOf, smtpTransport, startSmtp, userWithEmail, codeMailedBy } from './helpers/smtp.js'
+import { FROM, emailApp, codeIn, emailMethodOf, onlyNewMail, recipientOf, smtpTransport, startSmtp, userWithEmail, codeMailedBy, appWithEmailUser } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
@@ -83,8 +83,7 @@ t.test('confirm takes no backup code', async (t) => {
 })
 
 t.test('a mailed code works once', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const code = await codeMailedBy(mailbox, async () => t.equal((await post(app, '/mfa/send/', { method: 'email' }, user.access)).status, 200))
   const first = await post(app, '/mfa/backup-codes/', { method: 'email', code }, user.access)
   t.equal(first.status, 200)
@@ -134,8 +133,7 @@ t.test('only the latest code sent for the method works', async (t) => {
 })
 
 t.test('send within resendCooldown is 429 with Retry-After and mails nothing', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox, { mfa: { resendCooldown: 60 } })
-  const user = await userWithEmail(app, mailbox, clock, 60)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox, { mfa: { resendCooldown: 60 } })
   const before = mailbox.messages.length
   const code = await codeMailedBy(mailbox, async () => t.equal((await post(app, '/mfa/send/', { method: 'email' }, user.access)).status, 200))
   clock.advance(20)

@@ -151,6 +151,13 @@ export async function emailApp (t: { teardown: (fn: () => unknown) => void }, ma
   return { app, clock }
 }
 
+/** An app as emailApp makes it, with a user whose primary is the email method (userWithEmail). */
+export async function appWithEmailUser (t: { teardown: (fn: () => unknown) => void }, mailbox: Mailbox, options: Partial<AuthKitOptions> = {}, fastifyOptions: Record<string, unknown> = {}) {
+  const { app, clock } = await emailApp(t, mailbox, options, fastifyOptions)
+  const user = await userWithEmail(app, mailbox, clock, options.mfa?.resendCooldown ?? 30)
+  return { app, clock, user }
+}
+
 /** The user's `email` entry in GET /mfa/. */
 export async function emailMethodOf (app: FastifyInstance, access: string) {
   const list = await get(app, '/mfa/', access)
