@@ -1,38 +1,5 @@
-import { Type, type StringOptions, type TObject, type TSchema, type TString } from '@sinclair/typebox'
-
-/**
- * Every error code the plugin answers with, and the statuses it comes with
- * (SPEC section 4). A code with two statuses (AUTH_KIT_INVALID_CODE) is 401 at
- * login verify and 403 on the method routes and step-up.
- */
-export const ERROR_STATUSES = {
-  FST_ERR_VALIDATION: [400],
-  AUTH_KIT_SAME_METHOD: [400],
-  AUTH_KIT_METHOD_NOT_DISPATCHABLE: [400],
-  AUTH_KIT_INVALID_CREDENTIALS: [401],
-  AUTH_KIT_INVALID_EPHEMERAL_TOKEN: [401],
-  AUTH_KIT_INVALID_CODE: [401, 403],
-  AUTH_KIT_UNAUTHORIZED: [401],
-  AUTH_KIT_INVALID_REFRESH_TOKEN: [401],
-  AUTH_KIT_STEP_UP_REQUIRED: [401],
-  AUTH_KIT_MFA_SETUP_REQUIRED: [403],
-  AUTH_KIT_PRIMARY_METHOD_PROTECTED: [403],
-  AUTH_KIT_ACTIVE_METHOD_PROTECTED: [403],
-  AUTH_KIT_METHOD_NOT_FOUND: [404],
-  AUTH_KIT_METHOD_EXISTS: [409],
-  AUTH_KIT_METHOD_ALREADY_ACTIVE: [409],
-  AUTH_KIT_USERNAME_TAKEN: [409],
-  AUTH_KIT_NO_EMAIL_ADDRESS: [422],
-  AUTH_KIT_LOGIN_THROTTLED: [429],
-  AUTH_KIT_TOO_MANY_ATTEMPTS: [429],
-  AUTH_KIT_RESEND_TOO_SOON: [429],
-  AUTH_KIT_DELIVERY_FAILED: [503],
-} as const satisfies Record<string, readonly number[]>
-
-export type ErrorCode = keyof typeof ERROR_STATUSES
-
-/** Every error code the plugin answers with (SPEC section 4). */
-export const ERROR_CODES = Object.keys(ERROR_STATUSES) as ErrorCode[]
+import { Type, type Static, type StringOptions, type TObject, type TOptional, type TProperties, type TSchema, type TString, type TUnknown } from '@sinclair/typebox'
+import { ERROR_CODES, ERROR_STATUSES, type ErrorCode } from '../src/errors.js'
 
 /**
  * What a person sees in the documented examples: the words the routes really
@@ -95,7 +62,7 @@ export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 |
   for (const [key, codes] of Object.entries(byStatus)) {
     const status = Number(key)
     for (const code of codes) {
-      if (!(ERROR_STATUSES[code] as readonly number[]).includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
+      if (!ERROR_STATUSES[code].includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
     }
     const examples = Object.fromEntries(codes.map((code) => [code, { summary: code, value: errorExample(status, code) }]))
     // The envelope, narrowed to this status and these codes; the examples are
@@ -118,6 +85,11 @@ export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 |
  */
 export function namedResponse (schema: TSchema, description: string, example: unknown): TSchema {
   return Type.Unsafe({ allOf: [Type.Ref(schema)], description, examples: [example] })
+}
+
+/** A 204: no body. Typed as nothing, so a route answers it with a bare `send()`. */
+export function noContent (description: string) {
+  return Type.Unsafe<void>(Type.Null({ description }))
 }
 
 /**
@@ -157,6 +129,8 @@ export const PublicUser = Type.Object({
   description: 'The user store\'s public view. The built-in store gives id, username and email; a store of the host\'s own may add fields.',
   examples: [EXAMPLE_USER],
 })
+/** The user as the routes show it: what the user store's `toPublic` gives. */
+export type PublicUser = Static<typeof PublicUser>
 
 export const TokenPair = Type.Object({
   access: Type.String({ description: 'JWT access token: send it as `Authorization: Bearer <access>` (the Authorize button).' }),
@@ -169,6 +143,8 @@ export const TokenPair = Type.Object({
   description: 'A new access token and refresh token.',
   examples: [{ access: EXAMPLE_ACCESS, refresh: EXAMPLE_REFRESH, access_expiration: EXAMPLE_EXPIRATION, refresh_expiration: EXAMPLE_REFRESH_EXPIRATION }],
 })
+/** A new session's tokens: what a finished login and a refresh answer. */
+export type TokenPair = Static<typeof TokenPair>
 
 export const Detail = Type.Object({ detail: Type.String() }, { $id: 'AuthKitDetail', title: 'AuthKitDetail', description: 'Done; `detail` says what happened.' })
 
@@ -201,20 +177,31 @@ export interface ChallengeResponseFields {
  * `field`: one of the two when `required`, at most one otherwise, so a body
  * with both is a 400 like any body that misses the schema.
  */
-export function withCredential (body: TObject, credential: TSchema, field: string, required: boolean, note: string): TObject {
+export function withCredential<P extends TProperties, F extends keyof P & string> (body: TObject<P>, credential: TSchema, field: F, required: boolean, note: string): WithCredential<P, F> {
   const properties: Record<string, TSchema> = { ...body.properties }
   properties[field] = Type.Optional(properties[field])
   properties.credential = Type.Optional(Type.Unsafe({ ...credential, description: joined(note, credential.description) }))
   const either = required
     ? { oneOf: [{ required: [field] }, { required: ['credential'] }] }
     : { not: { required: [field, 'credential'] } }
-  return Type.Object(properties, { additionalProperties: false, examples: body.examples, ...either })
+  return Type.Object(properties, { additionalProperties: false, examples: body.examples, ...either }) as unknown as WithCredential<P, F>
 }
 
+/**
+ * The type of a body that takes `credential` beside its code `field`: both
+ * optional (the schema's `oneOf`/`not` says which may come), `credential`
+ * unknown (each challenge–response handler has its own shape).
+ */
+export type WithCredential<P extends TProperties, F extends keyof P & string> =
+  TObject<Omit<P, F | 'credential'> & { [K in F]: TOptional<P[K]> } & { credential: TOptional<TUnknown> }>
+
+/** The type of an answer that may carry a challenge–response method's `challenge` (its shape the handler's own). */
+export type WithChallenge<P extends TProperties> = TObject<Omit<P, 'challenge'> & { challenge: TOptional<TUnknown> }>
+
 /** An answer that may also carry the `challenge` of a challenge–response method. */
-export function withChallenge (answer: TObject, challenge: TSchema, note: string): TObject {
+export function withChallenge<P extends TProperties> (answer: TObject<P>, challenge: TSchema, note: string): WithChallenge<P> {
   const { properties, required: _required, type: _type, ...options } = answer as TObject & Record<string, unknown>
-  return Type.Object({ ...properties, challenge: Type.Optional(Type.Unsafe({ ...challenge, description: joined(note, challenge.description) })) }, options)
+  return Type.Object({ ...properties, challenge: Type.Optional(Type.Unsafe({ ...challenge, description: joined(note, challenge.description) })) }, options) as unknown as WithChallenge<P>
 }
 
 function joined (...parts: unknown[]): string {

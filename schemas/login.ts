@@ -1,7 +1,8 @@
-import { Type, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import {
   type ChallengeResponseFields, CodeInput, Detail, DeviceTokenInput, EphemeralTokenInput, EXAMPLE_ACCESS, EXAMPLE_EXPIRATION, EXAMPLE_REFRESH,
-  EXAMPLE_REFRESH_EXPIRATION, EXAMPLE_USER, PublicUser, RecordIdInput, RefreshTokenInput, TextInput, TokenPair, errorResponses, namedResponse, withChallenge, withCredential,
+  EXAMPLE_REFRESH_EXPIRATION, EXAMPLE_USER, PublicUser, RecordIdInput, RefreshTokenInput, TextInput, TokenPair, errorResponses, namedResponse, noContent,
+  type WithChallenge, withChallenge, withCredential,
 } from './common.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
@@ -90,7 +91,6 @@ export const loginSchemas = loginComponentSchemas()
 const sessionExample = { id: '5d1f7c2a-9b3e-4a6d-8c0f-2e4b6a8c0d1e', created_at: '2026-11-30T08:55:00.000Z', last_used_at: '2026-11-30T09:00:00.000Z', expires_at: EXAMPLE_REFRESH_EXPIRATION, amr: ['pwd', 'mfa'], current: true }
 const deviceExample = { id: '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d', label: 'Chrome on Linux', created_at: '2026-11-30T08:55:00.000Z', last_used_at: '2026-11-30T08:55:00.000Z', expires_at: EXAMPLE_DEVICE_EXPIRATION, current: true }
 
-const noContent = (description: string) => Type.Null({ description })
 
 /** Route schemas of SPEC section 3, "Login", and the sessions and devices routes. */
 export const loginRouteSchemas = {
@@ -359,6 +359,24 @@ export function loginRouteSchemasFor (fields: ChallengeResponseFields = {}) {
     },
   }
 }
+/** The login routes as configured: with a challenge–response method, `credential` and `challenge` may come. */
+type LoginRoutes = ReturnType<typeof loginRouteSchemasFor>
+type LoginRouteAnswer<Route extends keyof LoginRoutes> = LoginRoutes[Route]['response'] extends { 200: infer Answer extends TSchema } ? Static<Answer> : never
+
+// What the services answer, read from the schemas the routes serialize with:
+// a schema change is a compile error in the service that no longer fits it.
+/** Step 1's answer when a second factor follows; `challenge` only for a challenge–response method (a passkey). */
+export type LoginMfaStarted = Static<WithChallenge<typeof LoginMfaStarted.properties>>
+export type LoginDone = Static<typeof LoginDone>
+export type LoginSetupRequired = Static<typeof LoginSetupRequired>
+/** What step 1 answers: `POST /login/` and `app.authKit.startLogin`. */
+export type LoginAnswer = LoginMfaStarted | LoginDone | LoginSetupRequired
+export type VerifyAnswer = LoginRouteAnswer<'verify'>
+export type StepUpAnswer = LoginRouteAnswer<'stepUp'>
+export type ChangeMethodAnswer = LoginRouteAnswer<'changeMethod'>
+export type ResendAnswer = LoginRouteAnswer<'resend'>
+export type Session = Static<typeof Session>
+export type Device = Static<typeof Device>
 
 export type DetailSchema = typeof Detail
 export type { TSchema }

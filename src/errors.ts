@@ -2,8 +2,9 @@ import createError from '@fastify/error'
 
 const CODE_ALREADY_USED = 'This code, or a newer one, was already used. Wait for the next code and try again.'
 
-// Every runtime error the plugin answers with, under one prefix. The OpenAPI
-// document lists these per route (see schemas/errors.ts).
+// Every runtime error the plugin answers with, under one prefix: the one list
+// of codes and statuses. The OpenAPI document's codes (ERROR_STATUSES, read by
+// schemas/common.ts) are derived from it.
 export const AuthKitErrors = {
   SameMethod: createError('AUTH_KIT_SAME_METHOD', 'The login attempt already uses this method.', 400),
   MethodNotDispatchable: createError('AUTH_KIT_METHOD_NOT_DISPATCHABLE', 'This method does not send codes.', 400),
@@ -36,6 +37,36 @@ export const AuthKitErrors = {
   // Not a contract code: a user whose store gives no address cannot use a method that mails.
   NoEmailAddress: createError('AUTH_KIT_NO_EMAIL_ADDRESS', 'The account has no email address for this method.', 422),
 } as const
+
+type ErrorName = keyof typeof AuthKitErrors
+/** Answered on the host's routes only: the plugin's own routes send a bare 500 for it, without a code. */
+type Undocumented = 'Internal'
+type AnsweredError = InstanceType<(typeof AuthKitErrors)[Exclude<ErrorName, Undocumented>]>
+
+/** Every error code the routes answer with (SPEC section 4). */
+export type ErrorCode = AnsweredError['code']
+
+/**
+ * Each code and the statuses it comes with (SPEC section 4), read from
+ * AuthKitErrors, lowest status first and Fastify's own validation code first
+ * among the 400s. A code with two statuses (AUTH_KIT_INVALID_CODE) is 401 at
+ * login verify and 403 on the method routes and step-up.
+ */
+export const ERROR_STATUSES: Readonly<Record<ErrorCode, readonly number[]>> = (() => {
+  const statuses = new Map<ErrorCode, number[]>()
+  for (const name of Object.keys(AuthKitErrors) as ErrorName[]) {
+    if (name === ('Internal' satisfies Undocumented)) continue
+    const { code, statusCode } = new AuthKitErrors[name]() as AnsweredError
+    const known = statuses.get(code) ?? []
+    // Two errors may share a code and status (a wrong code and a used one): listed once.
+    if (!known.includes(statusCode)) statuses.set(code, [...known, statusCode].sort((a, b) => a - b))
+  }
+  const rank = ([code, [status]]: [ErrorCode, number[]]): number => status * 2 + (code === 'FST_ERR_VALIDATION' ? 0 : 1)
+  return Object.fromEntries([...statuses].sort((a, b) => rank(a) - rank(b))) as Record<ErrorCode, number[]>
+})()
+
+/** Every error code the routes answer with, in the order of ERROR_STATUSES. */
+export const ERROR_CODES = Object.keys(ERROR_STATUSES) as ErrorCode[]
 
 /**
  * A wait as a person reads it, rounded up so that coming back then is never

@@ -6,7 +6,7 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import authKitMfa, { AppHandler, AuthKitErrors, EmailHandler, MfaHandler } from '../src/index.js'
 import { componentSchemas, loginRouteSchemas, methodRouteSchemas, LoginDone, LoginMfaStarted, LoginSetupRequired } from '../schemas/index.js'
-import { buildApp, manualClock, post, SECRET, userWithApp } from './helpers/app.js'
+import { buildApp, manualClock, post, SECRET, userWithApp, clockedApp } from './helpers/app.js'
 
 /** A dispatching method of the host's own, to show the enum follows `mfa.handlers`. */
 class SmsHandler extends MfaHandler {
@@ -410,9 +410,7 @@ t.test('POST /login/ documents both shapes of its success, and the setup-only on
   t.same(doc.components.schemas.AuthKitUser.example, { id: doc.components.schemas.AuthKitUser.example.id, username: 'alice', email: 'alice@example.com' })
 
   t.test('the real answers of POST /login/ have the documented shapes', async (t) => {
-    const clock = manualClock()
-    const app = await buildApp({ now: clock.now })
-    t.teardown(() => app.close())
+    const { app, clock } = await clockedApp(t)
     const user = await userWithApp(app, clock)
     const fresh = await post(app, '/registration/', { username: 'fresh', email: 'fresh@example.com', password: 'correct horse battery staple' })
     t.equal(fresh.status, 201)

@@ -4,7 +4,8 @@
  * type-only: nothing of the server reaches the client's JavaScript.
  */
 import type { Static, TSchema } from '@sinclair/typebox'
-import type { Detail, ErrorCode, TokenPair } from '../../schemas/common.js'
+import type { Detail, TokenPair } from '../../schemas/common.js'
+import type { ErrorCode } from '../errors.js'
 import type { Device, LoginDone, LoginMfaStarted, LoginSetupRequired, Session, loginRouteSchemas } from '../../schemas/login.js'
 import type { BackupCodes, methodRouteSchemas } from '../../schemas/methods.js'
 import type { PasskeyAuthenticationResponse, PasskeyCreationOptions, PasskeyRegistrationResponse, PasskeyRequestOptions } from '../../schemas/passkey.js'

@@ -145,20 +145,31 @@ export function handlerContext (handler: MfaHandler): HandlerContext {
  * `mfa.handlers`; methods that send codes implement `sendCode()`.
  */
 export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
-  /** Lower-case letters, digits and underscores, starting with a letter. */
+  /**
+   * The method's name in the API (`method` in bodies, `name` in `GET /mfa/`):
+   * lower-case letters, digits and underscores, starting with a letter, at
+   * most 64 characters, unique within `mfa.handlers`. Required: registration
+   * throws `AuthKitOptionsError` without it.
+   */
   static NAME: string = ''
-  /** Default: NAME with spaces, upper case (`phone_call` → `PHONE CALL`). */
+  /** `display_name` in `GET /mfa/` and notification mails. @default NAME with spaces, upper case (`phone_call` → `PHONE CALL`) */
   declare static DISPLAY_NAME: string
-  /** True for methods that send a code (email, SMS); false for TOTP ones. */
+  /** True for a method that sends a code (email, SMS: `sendCode()`), false for a TOTP one (an authenticator app). @default true */
   static REQUIRES_DISPATCH: boolean = true
+  /** `setup_data.detail` of the default `initializeMethod()`. @default 'A verification code has been sent.' */
   static SETUP_RESPONSE_MESSAGE: string = 'A verification code has been sent.'
-  /** Default: mfa.totpInterval (methods that do not send). */
+  /** Seconds of one TOTP step (RFC 6238 `X`), 1 to 86400; methods that do not send. @default mfa.totpInterval (30) */
   static TOTP_INTERVAL?: number
-  /** Default: mfa.totpValidWindow (methods that do not send). */
+  /** TOTP steps accepted either side of now, 0 to 10; methods that do not send. @default mfa.totpValidWindow (1) */
   static TOTP_VALID_WINDOW?: number
-  /** Seconds a sent code lives; default mfa.emailCodeExpiry (methods that send). */
+  /** Seconds a sent code lives, 1 to 86400; methods that send. @default mfa.emailCodeExpiry (600) */
   static CODE_EXPIRY?: number
-  /** Shape of `setup_data` in the create response; drives the OpenAPI document. */
+  /**
+   * TypeBox schema of what `initializeMethod()` returns (`setup_data` of
+   * `POST /mfa/`): it drives the OpenAPI document and the serializer, and a
+   * result that does not match it fails the create before anything is stored.
+   * @default Type.Object({ detail: Type.String() })
+   */
   static setupDataSchema: TSchema = Type.Object({ detail: Type.String() })
   /**
    * A challenge–response method: the shape of `challenge` in the answers of
@@ -354,17 +365,13 @@ export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
 }
 
 // The DISPLAY_NAME default is worked out from the class it is read on, so it
-// is an inherited getter; a subclass's own `static DISPLAY_NAME = …` (or an
-// assignment) shadows it with a plain value.
+// is an inherited getter, the one place the default is made; a subclass's own
+// `static DISPLAY_NAME = …` (or an assignment) shadows it with a plain value.
 Object.defineProperty(MfaHandler, 'DISPLAY_NAME', {
   configurable: true,
-  get (this: { NAME: string }): string { return displayNameFromName(this.NAME) },
+  get (this: { NAME: string }): string { return this.NAME.replace(/_/g, ' ').toUpperCase() },
   set (this: object, value: string) { Object.defineProperty(this, 'DISPLAY_NAME', { value, writable: true, enumerable: true, configurable: true }) },
 })
-
-function displayNameFromName (name: string): string {
-  return name.replace(/_/g, ' ').toUpperCase()
-}
 
 export type MfaHandlerClass = (abstract new (user: any, method: MethodState) => MfaHandler<any>) & {
   NAME: string
@@ -381,6 +388,7 @@ export type MfaHandlerClass = (abstract new (user: any, method: MethodState) => 
   setupCredentialSchema?: TSchema
 }
 
+/** The name `GET /mfa/` shows: DISPLAY_NAME, or the default for a class that set it empty. */
 export function displayNameOf (cls: MfaHandlerClass): string {
-  return typeof cls.DISPLAY_NAME === 'string' && cls.DISPLAY_NAME !== '' ? cls.DISPLAY_NAME : displayNameFromName(cls.NAME)
+  return typeof cls.DISPLAY_NAME === 'string' && cls.DISPLAY_NAME !== '' ? cls.DISPLAY_NAME : Reflect.get(MfaHandler, 'DISPLAY_NAME', cls) as string
 }

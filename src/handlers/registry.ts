@@ -1,5 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import type { AuthKitUser } from '../users.js'
+import type { ResolvedOptions } from '../options.js'
 import { type HandlerServices, type HandlerSettings, type MethodState, type MfaHandler, type MfaHandlerClass, bindHandler, displayNameOf } from './base.js'
 
 /** Request and answer fields of challenge–response methods (SPEC section 10), for the route schemas. */
@@ -19,7 +20,7 @@ export class HandlerRegistry {
   private readonly byName: Map<string, MfaHandlerClass>
   constructor (
     handlers: MfaHandlerClass[],
-    private readonly defaults: { totpInterval: number, totpValidWindow: number, emailCodeExpiry: number },
+    private readonly defaults: Pick<ResolvedOptions['mfa'], 'totpInterval' | 'totpValidWindow' | 'emailCodeExpiry'>,
   ) {
     this.byName = new Map(handlers.map((h) => [h.NAME, h]))
   }

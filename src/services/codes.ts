@@ -13,19 +13,15 @@ import type { Mailer, CodeMailContext } from '../mail.js'
 import { plainMailbox } from '../mail.js'
 import type { AuthKitUser, UserStore } from '../users.js'
 import { AuthKitErrors, retryLater } from '../errors.js'
+import { type Repositories, repositoriesOf } from '../repositories/index.js'
+import type { ResolvedOptions } from '../options.js'
 
 /** Digits of a sent code and of a TOTP (RFC 6238 with 6 digits). */
 export const OTP_DIGITS = 6
 const OTP_PATTERN = new RegExp(`^[0-9]{${OTP_DIGITS}}$`)
 
-export interface CodeSettings {
-  applicationName: string
-  /** Seconds between two codes sent for one method of one user. */
-  resendCooldown: number
-  /** Seconds a login attempt lives, and so a challenge. */
-  ephemeralTokenExpiry: number
-  backupCodes: { count: number, length: number, secureHash: boolean }
-}
+/** `ephemeralTokenExpiry` is how long a login attempt, and so its challenge, lives. */
+export type CodeSettings = Pick<ResolvedOptions['mfa'], 'applicationName' | 'resendCooldown' | 'ephemeralTokenExpiry' | 'backupCodes'>
 
 export interface NewBackupCode { id: string, lookup: string, codeHash: string }
 
@@ -34,6 +30,8 @@ export type DispatchResult = 'sent' | 'cooldown' | 'in-flight'
 
 export interface CodeServiceProps {
   db: Kysely<Database>
+  /** Over `db`. */
+  repositories: Pick<Repositories, 'methods' | 'backupCodes' | 'sentCodes' | 'challenges' | 'credentials'>
   keyring: Keyring
   settings: CodeSettings
   users: UserStore<any>
@@ -109,16 +107,16 @@ export class CodeService implements HandlerServices {
   private readonly credentials: CredentialRepository
 
   constructor (private readonly props: CodeServiceProps) {
-    this.methods = new MethodRepository(props.db)
-    this.backupCodes = new BackupCodeRepository(props.db)
-    this.sentCodes = new SentCodeRepository(props.db)
-    this.challenges = new ChallengeRepository(props.db)
-    this.credentials = new CredentialRepository(props.db)
+    this.methods = props.repositories.methods
+    this.backupCodes = props.repositories.backupCodes
+    this.sentCodes = props.repositories.sentCodes
+    this.challenges = props.repositories.challenges
+    this.credentials = props.repositories.credentials
   }
 
   /** The same service over another handle (a transaction). */
   on (db: Kysely<Database>): CodeService {
-    return db === this.props.db ? this : new CodeService({ ...this.props, db })
+    return db === this.props.db ? this : new CodeService({ ...this.props, db, repositories: repositoriesOf(db) })
   }
 
   get applicationName (): string { return this.props.settings.applicationName }

@@ -10,33 +10,21 @@ import type { HandlerRegistry } from '../handlers/registry.js'
 import type { Dispatch, FactorResponse } from '../handlers/base.js'
 import type { LoginThrottleService } from './login-throttle.js'
 import type { MethodService } from './methods.js'
-import { AMR_ONE_STEP, AMR_TWO_STEP, type AccessToken, type IssuedTokens, type TokenService } from './tokens.js'
+import { AMR_ONE_STEP, AMR_TWO_STEP, type IssuedTokens, type TokenService } from './tokens.js'
 import type { EventBus, RequestContext } from './events.js'
-import { type AuthKitUser, type UserStore, dummyPasswordHash, withoutPasswordHash } from '../users.js'
+import { type AuthKitUser, type UserStore, dummyPasswordHash, publicUser, withoutPasswordHash } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
+import type { ResolvedOptions } from '../options.js'
+import type { PublicUser } from '../../schemas/common.js'
+import type { ChangeMethodAnswer, LoginAnswer, ResendAnswer, StepUpAnswer, VerifyAnswer } from '../../schemas/login.js'
 
-export interface LoginSettings {
-  mfaEnabled: boolean
-  /** Seconds a login attempt lives. */
-  ephemeralTokenExpiry: number
-  maxAttemptsPerToken: number
-  /** Whether a user must enrol a method before a normal session (SPEC section 9). */
-  required: (user: AuthKitUser) => boolean | Promise<boolean>
-  /** Days a remembered device skips the second step; 0: never remembered. */
-  trustedDeviceDays: number
-}
+export type LoginSettings = Pick<ResolvedOptions['mfa'], 'ephemeralTokenExpiry' | 'maxAttemptsPerToken' | 'required' | 'trustedDeviceDays'>
 
-type PublicUser = Record<string, unknown>
-
-export type LoginResult =
-  | ({ mfa_enabled: false, user: PublicUser } & IssuedTokens)
-  | ({ mfa_enabled: false, mfa_setup_required: true, user: PublicUser } & AccessToken)
-  | { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[], challenge?: unknown }
-
-export type VerifyResult = IssuedTokens & { user: PublicUser, device_token?: string, device_expiration?: string }
 
 export interface LoginServiceProps {
   db: Kysely<Database>
+  repositories: Pick<Repositories, 'loginAttempts' | 'devices'>
   keyring: Keyring
   users: UserStore<any>
   registry: HandlerRegistry
@@ -77,8 +65,8 @@ export class LoginService {
   private readonly devices: TrustedDeviceRepository
 
   constructor (private readonly props: LoginServiceProps) {
-    this.attempts = new LoginAttemptRepository(props.db)
-    this.devices = new TrustedDeviceRepository(props.db)
+    this.attempts = props.repositories.loginAttempts
+    this.devices = props.repositories.devices
   }
 
   private get now (): number { return this.props.now() }
@@ -86,7 +74,7 @@ export class LoginService {
   /** Tokens for a finished login, and the event that says so. */
   private async finish (ctx: RequestContext, user: AuthKitUser, tokens: IssuedTokens): Promise<IssuedTokens & { user: PublicUser }> {
     this.props.events.emit('login_succeeded', ctx, String(user.id))
-    return { ...tokens, user: this.props.users.toPublic(user) }
+    return { ...tokens, user: publicUser(this.props.users, user) }
   }
 
   /** One answer, in about one time, for an unknown user and a wrong password. */
@@ -108,7 +96,7 @@ export class LoginService {
   }
 
   /** `POST /login/`: the password, then whatever step 1 answers. */
-  async login (ctx: RequestContext, login: string, password: string, deviceToken?: string): Promise<LoginResult> {
+  async login (ctx: RequestContext, login: string, password: string, deviceToken?: string): Promise<LoginAnswer> {
     const user = await this.checkPassword(ctx, login, password)
     return this.start(ctx, user, deviceToken)
   }
@@ -118,15 +106,15 @@ export class LoginService {
    * host's own way in through `app.authKit.startLogin`): a challenge, a
    * setup-only token, or tokens.
    */
-  async start (ctx: RequestContext, user: AuthKitUser, deviceToken?: string): Promise<LoginResult> {
+  async start (ctx: RequestContext, user: AuthKitUser, deviceToken?: string): Promise<LoginAnswer> {
     const { settings, tokens, methods, keyring, events } = this.props
     user = withoutPasswordHash(user)
     const userId = String(user.id)
-    const active = settings.mfaEnabled ? await methods.activeMethods(userId) : []
+    const active = await methods.activeMethods(userId)
     if (active.length === 0) {
-      if (settings.mfaEnabled && await settings.required(withoutPasswordHash(user))) {
+      if (await settings.required(withoutPasswordHash(user))) {
         const setup = await tokens.startSetupSession(userId)
-        return { mfa_enabled: false, mfa_setup_required: true, access: setup.access, access_expiration: setup.access_expiration, user: this.props.users.toPublic(user) }
+        return { mfa_enabled: false, mfa_setup_required: true, access: setup.access, access_expiration: setup.access_expiration, user: publicUser(this.props.users, user) }
       }
       return { mfa_enabled: false, ...(await this.finish(ctx, user, await tokens.startSession({ userId, amr: AMR_ONE_STEP, authTime: this.now }))) }
     }
@@ -186,7 +174,7 @@ export class LoginService {
    * `POST /login/verify/`: a code (or credential) of the attempt's method, or
    * a backup code of any active method.
    */
-  async verify (ctx: RequestContext & { userAgent?: string }, token: string, response: FactorResponse, rememberDevice = false): Promise<VerifyResult> {
+  async verify (ctx: RequestContext & { userAgent?: string }, token: string, response: FactorResponse, rememberDevice = false): Promise<VerifyAnswer> {
     const { attempt, user } = await this.liveAttempt(token)
     const userId = attempt.userId
     const { methods, tokens, events } = this.props
@@ -218,7 +206,7 @@ export class LoginService {
     events.emit('mfa_verified', ctx, userId, methodName)
     if (verdict.backupOf !== null) events.emit('backup_code_used', ctx, userId, active.find((m) => m.id === verdict.backupOf)?.name ?? methodName)
     const { sid: _sid, ...issued } = outcome.issued
-    const result: VerifyResult = await this.finish(ctx, user, issued)
+    const result: VerifyAnswer = await this.finish(ctx, user, issued)
     if (outcome.device !== undefined) {
       events.emit('device_remembered', ctx, userId)
       result.device_token = outcome.device.token
@@ -248,7 +236,7 @@ export class LoginService {
    * now and answers a fresh access token of it. 404 with no such active
    * method, 403 `AUTH_KIT_INVALID_CODE` for a wrong code, 429 while locked.
    */
-  async stepUp (ctx: RequestContext, user: AuthKitUser, sid: string, response: FactorResponse, methodName?: string): Promise<AccessToken> {
+  async stepUp (ctx: RequestContext, user: AuthKitUser, sid: string, response: FactorResponse, methodName?: string): Promise<StepUpAnswer> {
     const userId = String(user.id)
     const { methods, tokens, events } = this.props
     const now = this.now
@@ -271,7 +259,7 @@ export class LoginService {
     return tokens.accessFor({ id: sid, userId, amr: AMR_TWO_STEP, authTime: now })
   }
 
-  async changeMethod (_ctx: RequestContext, token: string, newMethod: string): Promise<{ ephemeral_token: string, method: string, challenge?: unknown }> {
+  async changeMethod (_ctx: RequestContext, token: string, newMethod: string): Promise<ChangeMethodAnswer> {
     const { attempt, user } = await this.liveAttempt(token)
     if (newMethod === attempt.method) throw new AuthKitErrors.SameMethod()
     const target = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === newMethod)
@@ -281,7 +269,7 @@ export class LoginService {
     return { ephemeral_token: token, method: newMethod, ...challengeOf(dispatched) }
   }
 
-  async resend (_ctx: RequestContext, token: string): Promise<{ ephemeral_token: string, detail: string, challenge?: unknown }> {
+  async resend (_ctx: RequestContext, token: string): Promise<ResendAnswer> {
     const { attempt, user } = await this.liveAttempt(token)
     if (!this.props.registry.requiresDispatch(attempt.method)) throw new AuthKitErrors.MethodNotDispatchable()
     const method = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === attempt.method)

@@ -18,23 +18,12 @@ import type { CodeVerdict, LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
+import type { ResolvedOptions } from '../options.js'
+import type { CreatedMethod, MethodSummary } from '../../schemas/methods.js'
 
-export interface MethodPolicies {
-  preventDeleteActiveMethod: boolean
-  preventDeletePrimaryMethod: boolean
-  deleteActiveMethodRequireCode: boolean
-  updatePrimaryMethodRequirePrimaryCode: boolean
-}
-
-export interface MethodSummary {
-  name: string
-  display_name: string
-  is_active: boolean
-  is_primary: boolean
-  is_setup: boolean
-  requires_dispatch: boolean
-  backup_codes_remaining: number
-}
+/** While `enabled` is false no user has an active method. */
+export type MethodPolicies = Pick<ResolvedOptions['mfa'], 'enabled' | 'preventDeleteActiveMethod' | 'preventDeletePrimaryMethod' | 'deleteActiveMethodRequireCode' | 'updatePrimaryMethodRequirePrimaryCode'>
 
 /** A code check under the lockout, and which method's backup code it spent (if any). */
 export interface FactorVerdict extends CodeVerdict {
@@ -49,6 +38,7 @@ export interface FactorVerdict extends CodeVerdict {
 
 export interface MethodServiceProps {
   db: Kysely<Database>
+  repositories: Pick<Repositories, 'methods' | 'backupCodes'>
   registry: HandlerRegistry
   codes: CodeService
   lockout: LockoutService
@@ -69,8 +59,8 @@ export class MethodService {
   private readonly backupCodes: BackupCodeRepository
 
   constructor (private readonly props: MethodServiceProps) {
-    this.methods = new MethodRepository(props.db)
-    this.backupCodes = new BackupCodeRepository(props.db)
+    this.methods = props.repositories.methods
+    this.backupCodes = props.repositories.backupCodes
   }
 
   /** The user's methods that this instance has a handler for, oldest first. */
@@ -79,8 +69,13 @@ export class MethodService {
     return rows.filter((m) => this.props.registry.get(m.name) !== undefined)
   }
 
-  /** Active methods in handler order (the order `methods` lists them at login). */
+  /**
+   * Active methods in handler order (the order `methods` lists them at login);
+   * none while MFA is off (`mfa.enabled: false`). The one answer to whether a
+   * user's second factor is on, for login, the gate and step-up alike.
+   */
   async activeMethods (userId: string, db: Kysely<Database> = this.props.db): Promise<MethodRow[]> {
+    if (!this.props.policies.enabled) return []
     const rows = (await this.methodsOf(userId, db)).filter((m) => m.isActive)
     const order = this.props.registry.list()
     return rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
@@ -153,7 +148,7 @@ export class MethodService {
    * Setup runs before anything is stored: a method whose setup mail could not
    * be sent is never created (rule 8).
    */
-  async create (ctx: RequestContext, user: AuthKitUser, name: string): Promise<{ method: string, backup_codes: string[], setup_data: unknown }> {
+  async create (ctx: RequestContext, user: AuthKitUser, name: string): Promise<CreatedMethod> {
     const userId = String(user.id)
     if (await this.methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
     const cls = this.props.registry.require(name)

@@ -7,10 +7,11 @@ import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import authKitMfa, { AppHandler, authKitRedactPaths, type AuthKitOptions } from '../../src/index.js'
 import { SECRET, manualClock, post, get, secretOf, totp } from '../helpers/app.js'
-import { recordingMethod, logCapture, tempDir } from '../helpers/security.js'
+import { logCapture, tempDir } from '../helpers/security.js'
+import { recordingSmsHandler } from '../helpers/custom-handlers.js'
 
 type Clock = ReturnType<typeof manualClock>
-type Sms = ReturnType<typeof recordingMethod>
+type Sms = ReturnType<typeof recordingSmsHandler>
 type Tap = Test
 
 /** Everything secret a session handled, and every answer it got. */
@@ -146,7 +147,7 @@ async function appWith (fastifyOptions: Record<string, unknown>, options: Partia
 
 t.test('a whole session logged at trace level writes no code, secret, token, password or QR link', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const logs = logCapture()
   const app = await appWith({ logger: { level: 'trace', stream: logs.stream } }, {
     now: clock.now,
@@ -166,7 +167,7 @@ t.test('a whole session logged at trace level writes no code, secret, token, pas
 
 t.test('a host that logs bodies and headers with authKitRedactPaths leaks nothing', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const logs = logCapture()
   const app = await appWith({
     logger: {
@@ -196,7 +197,7 @@ t.test('a host that logs bodies and headers with authKitRedactPaths leaks nothin
 
   // Without the list the same host would leak: the test can see a leak.
   const unsafeLogs = logCapture()
-  const unsafe = await appWith({ logger: { level: 'info', stream: unsafeLogs.stream } }, { now: clock.now, mfa: { handlers: [AppHandler, recordingMethod().Handler] } }, (host) => {
+  const unsafe = await appWith({ logger: { level: 'info', stream: unsafeLogs.stream } }, { now: clock.now, mfa: { handlers: [AppHandler, recordingSmsHandler().Handler] } }, (host) => {
     host.addHook('preHandler', async (request) => { request.log.info({ body: request.body }, 'request body') })
   })
   t.teardown(() => unsafe.close())
@@ -213,7 +214,7 @@ t.test('the redaction list names every secret field of the routes, passkeys incl
 
 t.test('every answer of the plugin sends Cache-Control: no-store', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const app = await appWith({}, { now: clock.now, mfa: { handlers: [AppHandler, sms.Handler] } })
   t.teardown(() => app.close())
   const session = await fullSession(t, app, clock, sms)
@@ -226,7 +227,7 @@ t.test('every answer of the plugin sends Cache-Control: no-store', async (t) => 
 
 t.test('the database file holds no TOTP secret, backup code, sent code, password or token in clear text', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const dir = tempDir(t)
   const app = await appWith({}, { now: clock.now, database: `sqlite:${join(dir, 'at-rest.db')}`, mfa: { handlers: [AppHandler, sms.Handler] } })
   const session = await fullSession(t, app, clock, sms)
