@@ -20,7 +20,7 @@
  * does. The SQLite connection takes the pragmas the plugin's own connection
  * has (the harness reads them from src/db/connect.ts and passes them here).
  *
- * Env: BENCH_DB (file), BENCH_T0, BENCH_SPEED, BENCH_PRAGMAS (JSON), BENCH_SQL_LOG.
+ * Env: BENCH_DB (file), BENCH_T0, BENCH_SPEED, BENCH_PRAGMAS (JSON), BENCH_SQL_LOG, BENCH_PROFILE_DIR (as the plugin's).
  */
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { createHash, randomBytes, randomUUID, scrypt, timingSafeEqual } from 'node:crypto'
@@ -29,6 +29,7 @@ import SQLite from 'better-sqlite3'
 import { BASELINE_SCHEMA, baselineKeys, openBaselineSecret } from './baseline-store.js'
 import { LONG_EXPIRY_SECONDS, SECRET, clockFromEnv, stepAt, totpForStep } from './common.js'
 import { installSqlCounter } from './sql-count.js'
+import { profilerRoutes } from './profiler.js'
 
 const now = clockFromEnv()
 const keys = baselineKeys(SECRET)
@@ -252,6 +253,7 @@ app.get('/api/auth/mfa/', { preHandler: authenticate }, async (request: AuthedRe
 app.get('/api/hello', { preHandler: authenticate }, async (request: AuthedRequest) => ({ hello: request.benchUser!.username }))
 
 if (counter !== null) counter.route(app)
+if (process.env.BENCH_PROFILE_DIR !== undefined) profilerRoutes(app, process.env.BENCH_PROFILE_DIR)
 
 await app.listen({ port: 0, host: '127.0.0.1' })
 const address = app.server.address()

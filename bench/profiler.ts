@@ -1,7 +1,7 @@
 /**
  * `--profile` only: the V8 CPU profiler (what node --cpu-prof uses), started
  * and stopped over HTTP so the profile covers the load and not the start-up.
- * POST /__bench/profile/start, then /__bench/profile/stop writes DIR/verify.cpuprofile.
+ * POST /__bench/profile/start, then /__bench/profile/stop?name=TARGET writes DIR/TARGET.cpuprofile.
  */
 import { Session } from 'node:inspector'
 import { writeFileSync } from 'node:fs'
@@ -20,9 +20,10 @@ export function profilerRoutes (app: FastifyInstance, dir: string): void {
     await post('Profiler.start')
     return { started: true }
   })
-  app.post('/__bench/profile/stop', async () => {
+  app.post('/__bench/profile/stop', async (request) => {
     const { profile } = await post('Profiler.stop')
-    const file = join(dir, 'verify.cpuprofile')
+    const name = (request.query as { name?: string }).name ?? 'verify'
+    const file = join(dir, `${/^[a-z_]+$/.test(name) ? name : 'verify'}.cpuprofile`)
     writeFileSync(file, JSON.stringify(profile))
     return { file }
   })

@@ -33,6 +33,8 @@ const BUILD = join(ROOT, 'bench/.build')
 const argv = new Set(process.argv.slice(2))
 const QUICK = argv.has('--quick')
 const MODE = argv.has('--sql') ? 'sql' : argv.has('--profile') ? 'profile' : 'bench'
+/** `--profile [TARGET]`: which request target to profile (default verify). */
+const profileArg = process.argv[process.argv.indexOf('--profile') + 1]
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/auth_kit_bench'
 
 type Target = 'verify' | 'mfa_list' | 'host_route' | 'login' | 'backup_verify' | 'refresh'
@@ -350,12 +352,24 @@ async function collectAccessTokens (server: Server, count: number): Promise<void
 
 // --- blocks ----------------------------------------------------------------------
 
-interface Block { target: Target | 'verify_1k', server: string, requests: number, seconds: number, p50: number, p99: number }
+interface Block { target: Target | 'verify_1k', server: string, requests: number, seconds: number, p50: number, p99: number, cpuMs: number }
+
+/** CPU time (user + system, all threads) the process has used so far, in ms: /proc/PID/stat fields 14 and 15. */
+function cpuMsOf (pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS
+  } catch {
+    return Number.NaN
+  }
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100
 
 async function runBlock (server: Server, target: Target, seconds: number): Promise<Block> {
   const failures: string[] = []
   const starvedBefore = server.pool.starved
   const request = requestFor(server, target)
+  const cpuBefore = cpuMsOf(server.child.pid!)
   const result = await autocannon({
     url: server.url, connections: CONNECTIONS, duration: seconds, timeout: 60,
     requests: [{ ...request, onResponse: (status: number, body: string) => { if ((status < 200 || status > 299) && failures.length < 3) failures.push(`${status} ${body.slice(0, 200)}`) } }] as any,
@@ -366,7 +380,8 @@ async function runBlock (server: Server, target: Target, seconds: number): Promi
       (failures.some((f) => f.includes('INVALID_CODE')) ? ' (a TOTP code that reached the server after its window: the machine stalled for over a second, or --speed is too high)' : '') +
       (server.pool.starved > starvedBefore ? ' (the seeded pool ran dry: shorter blocks, or a higher --speed for the 1k table)' : ''))
   }
-  return { target, server: server.name, requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99 }
+  const cpuMs = cpuMsOf(server.child.pid!) - cpuBefore
+  return { target, server: server.name, requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, cpuMs }
 }
 
 // --- output ----------------------------------------------------------------------
@@ -377,12 +392,13 @@ function median (values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-function aggregate (blocks: Block[], target: string, server: string): { rps: number, p50: number, p99: number, requests: number } | undefined {
+function aggregate (blocks: Block[], target: string, server: string): { rps: number, p50: number, p99: number, requests: number, cpuPerRequest: number } | undefined {
   const mine = blocks.filter((b) => b.target === target && b.server === server)
   if (mine.length === 0) return undefined
   const requests = mine.reduce((a, b) => a + b.requests, 0)
   const seconds = mine.reduce((a, b) => a + b.seconds, 0)
-  return { rps: requests / seconds, p50: median(mine.map((b) => b.p50)), p99: median(mine.map((b) => b.p99)), requests }
+  const cpuMs = mine.reduce((a, b) => a + b.cpuMs, 0)
+  return { rps: requests / seconds, p50: median(mine.map((b) => b.p50)), p99: median(mine.map((b) => b.p99)), requests, cpuPerRequest: cpuMs / requests }
 }
 
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MB`
@@ -465,11 +481,11 @@ async function bench (): Promise<void> {
     out.push(`autocannon ${CONNECTIONS} connections over HTTP on 127.0.0.1; ${CONFIG.rounds} interleaved rounds after a warm-up; ${SYNC_OVERRIDE === undefined ? 'SQLite pragmas of the plugin (mirrored by the baseline)' : `WHAT-IF: both servers at synchronous=${SYNC_OVERRIDE}, the plugin on a Kysely instance the bench made; pragmas`}: ${Object.entries(pragmas).map(([k, v]) => `${k}=${v}`).join(' ')}`)
     out.push(`users: ${big.users.toLocaleString('en')} (SQLite)${pgPlan === undefined ? '' : `, ${pgPlan.users.toLocaleString('en')} (PostgreSQL)`}; backup codes per user: ${CONFIG.codesPerUser}`)
     out.push('')
-    out.push(`${'target'.padEnd(14)} ${'server'.padEnd(18)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'requests'.padStart(9)} ${'peak RSS'.padStart(9)}`)
+    out.push(`${'target'.padEnd(14)} ${'server'.padEnd(18)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'requests'.padStart(9)} ${'CPU ms/req'.padStart(10)} ${'peak RSS'.padStart(9)}`)
     const row = (target: string, s: Server): void => {
       const a = aggregate(blocks, target, s.name)
       if (a === undefined) return
-      out.push(`${target.padEnd(14)} ${s.name.padEnd(18)} ${a.rps.toFixed(1).padStart(9)} ${a.p50.toFixed(1).padStart(8)} ${a.p99.toFixed(1).padStart(8)} ${String(a.requests).padStart(9)} ${mb(s.peakRss).padStart(9)}`)
+      out.push(`${target.padEnd(14)} ${s.name.padEnd(18)} ${a.rps.toFixed(1).padStart(9)} ${a.p50.toFixed(1).padStart(8)} ${a.p99.toFixed(1).padStart(8)} ${String(a.requests).padStart(9)} ${a.cpuPerRequest.toFixed(2).padStart(10)} ${mb(s.peakRss).padStart(9)}`)
     }
     for (const target of TARGETS) for (const s of main) row(target, s)
     row('verify_1k', smallServer)
@@ -482,6 +498,10 @@ async function bench (): Promise<void> {
     ratios.push(['users_scale', rps('verify', 'plugin/sqlite') / rps('verify_1k', 'plugin/sqlite 1k')])
     out.push(`rss = baseline peak RSS / plugin peak RSS (SQLite, ${big.users.toLocaleString('en')} users, same load): ${mb(servers[1].peakRss)} / ${mb(servers[0].peakRss)}; users_scale = plugin verify req/s with ${big.users.toLocaleString('en')} users / with ${small.users.toLocaleString('en')}`)
     out.push(`RSS once set up, before the first block: ${servers.map((s) => `${s.name} ${mb(s.startRss)}`).join(', ')}`)
+    // On a machine shared with other work the CPU a server gets moves from block to block; the CPU
+    // time it spends per request does not, so these say more about the code than the req/s ratios.
+    const cpu = (target: string, name: string): number => aggregate(blocks, target, name)!.cpuPerRequest
+    out.push(`CPU per request, baseline ÷ plugin (1.00: the plugin spends as much CPU per request as the baseline): ${TARGETS.map((t) => `${t} ${(cpu(t, 'baseline/sqlite') / cpu(t, 'plugin/sqlite')).toFixed(2)}`).join(', ')}`)
     out.push(`total time ${((Date.now() - started) / 1000).toFixed(0)} s`)
     for (const [name, value] of ratios) out.push(`ratio ${name}: ${value.toFixed(2)} (target >= ${TARGET_RATIOS[name].toFixed(2)})`)
     process.stdout.write(`${out.join('\n')}\n`)
@@ -500,9 +520,9 @@ async function sqlCount (): Promise<void> {
     await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-small.db')}`, BENCH_SQL_LOG: '1' }, new UserPool(small.users, small.attemptsPerUser, SMALL_SPEED)),
     await startServer('baseline/sqlite', 'baseline', { BENCH_DB: join(DATA, 'baseline-small.db'), BENCH_PRAGMAS: JSON.stringify(pragmas), BENCH_SQL_LOG: '1' }, new UserPool(small.users, small.attemptsPerUser, SMALL_SPEED)),
   ]
-  const N = 20
+  const N = 100
   try {
-    const lines = [`SQL statements per request (mean of ${N}, counted in better-sqlite3, BEGIN/COMMIT included; commits = COMMITs plus writes outside a transaction, each its own commit):`]
+    const lines = [`SQL statements per request (mean of ${N} requests made one by one, counted in better-sqlite3, BEGIN/COMMIT included; commits = COMMITs plus writes outside a transaction, each its own commit; µs = time inside better-sqlite3's calls, commits and checkpoints included):`]
     for (const server of servers) {
       await collectAccessTokens(server, 5)
       await fetch(`${server.url}/__bench/sql`)
@@ -514,17 +534,19 @@ async function sqlCount (): Promise<void> {
           if (res.status < 200 || res.status > 299) throw new Error(`${server.name} ${target}: ${res.status} ${await res.text()}`)
         }
         const counts = await (await fetch(`${server.url}/__bench/sql`)).json() as Record<string, number>
-        const { commits = 0, ...kinds } = counts
+        const { commits = 0, 'µs': micros = 0, ...kinds } = counts
         const total = Object.values(kinds).reduce((a, b) => a + b, 0)
-        lines.push(`  ${target.padEnd(14)} ${server.name.padEnd(16)} ${(total / N).toFixed(1).padStart(5)} statements, ${(commits / N).toFixed(1)} commits  (${Object.entries(kinds).map(([k, v]) => `${k} ${(v / N).toFixed(1)}`).join(', ')})`)
+        lines.push(`  ${target.padEnd(14)} ${server.name.padEnd(16)} ${(total / N).toFixed(1).padStart(5)} statements, ${(commits / N).toFixed(1)} commits, ${(micros / N).toFixed(0).padStart(4)} µs in SQLite  (${Object.entries(kinds).map(([k, v]) => `${k} ${(v / N).toFixed(1)}`).join(', ')})`)
       }
     }
-    for (const server of servers) {
-      const request = requestFor(server, 'verify') as any
-      const req = request.setupRequest({ ...request })
-      await fetch(`${server.url}${req.path}`, { method: req.method, headers: req.headers, body: req.body })
-      const { sources } = await (await fetch(`${server.url}/__bench/sql?sources=1`)).json() as { sources: string[] }
-      lines.push(`one verify on ${server.name}, in order:`, ...sources.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s}`))
+    for (const target of TARGETS) {
+      for (const server of servers) {
+        const request = requestFor(server, target) as any
+        const req = request.setupRequest({ ...request })
+        await fetch(`${server.url}${req.path}`, { method: req.method, headers: req.headers, body: req.body })
+        const { sources } = await (await fetch(`${server.url}/__bench/sql?sources=1`)).json() as { sources: string[] }
+        lines.push(`one ${target} on ${server.name}, in order:`, ...sources.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s}`))
+      }
     }
     process.stdout.write(`${lines.join('\n')}\n`)
   } finally {
@@ -532,29 +554,35 @@ async function sqlCount (): Promise<void> {
   }
 }
 
-/** The V8 CPU profile of the plugin server while autocannon drives verify (start-up left out). */
+/** The V8 CPU profile of the plugin server while autocannon drives one target (start-up left out). */
 async function profile (): Promise<void> {
+  const target: Target = TARGETS.includes(profileArg as Target) ? profileArg as Target : 'verify'
   await buildServers()
   const { pragmas, big } = await prepareSqlite()
   pinSelf()
   const dir = join(DATA, 'profile')
-  rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const override: Record<string, string> = SYNC_OVERRIDE === undefined ? {} : { BENCH_SQLITE_PRAGMAS: JSON.stringify(pragmas) }
-  const server = await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}`, BENCH_PROFILE_DIR: dir, ...override }, new UserPool(big.users, 1))
+  // --baseline: the hand-written server instead, for a side-by-side reading of the two profiles.
+  const ofBaseline = argv.has('--baseline')
+  const server = ofBaseline
+    ? await startServer('baseline/sqlite', 'baseline', { BENCH_DB: join(DATA, 'baseline-big.db'), BENCH_PRAGMAS: JSON.stringify(pragmas), BENCH_PROFILE_DIR: dir }, new UserPool(big.users, 1))
+    : await startServer('plugin/sqlite', 'plugin', { BENCH_DATABASE: `sqlite:${join(DATA, 'plugin-big.db')}`, BENCH_PROFILE_DIR: dir, ...override }, new UserPool(big.users, 1))
   let file: string
   let rate: number
+  let cpuPerRequest: number
   try {
     await collectAccessTokens(server, 20)
-    await runBlock(server, 'verify', 3)
+    await runBlock(server, target, 3)
     await fetch(`${server.url}/__bench/profile/start`, { method: 'POST' })
-    const block = await runBlock(server, 'verify', QUICK ? 10 : 20)
-    file = ((await (await fetch(`${server.url}/__bench/profile/stop`, { method: 'POST' })).json()) as { file: string }).file
+    const block = await runBlock(server, target, QUICK ? 10 : 20)
+    file = ((await (await fetch(`${server.url}/__bench/profile/stop?name=${ofBaseline ? 'baseline_' : ''}${target}`, { method: 'POST' })).json()) as { file: string }).file
     rate = block.requests / block.seconds
+    cpuPerRequest = block.cpuMs / block.requests
   } finally {
     await stopServer(server)
   }
-  process.stdout.write(`CPU profile ${relative(ROOT, file)}: plugin verify under load (${CONFIG.users.toLocaleString('en')} users, ${rate.toFixed(0)} req/s while profiled, synchronous=${pragmas.synchronous}):\n${formatProfile(summarizeProfile(file))}\n`)
+  process.stdout.write(`CPU profile ${relative(ROOT, file)}: ${server.kind} ${target} under load (${CONFIG.users.toLocaleString('en')} users, ${rate.toFixed(0)} req/s and ${cpuPerRequest.toFixed(2)} CPU ms a request while profiled, synchronous=${pragmas.synchronous}):\n${formatProfile(summarizeProfile(file))}\n`)
 }
 
 try {

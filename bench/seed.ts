@@ -32,8 +32,23 @@ type Row = unknown[]
 /** Buffers rows per table and writes them in large batches. */
 interface Writer {
   add (table: string, columns: string[], row: Row): Promise<void>
+  /** Runs a statement after every row is written (the purge of the history rows). */
+  exec (sql: string): Promise<void>
   finish (): Promise<void>
 }
+
+/**
+ * Expiry of the history rows: every user also gets one login attempt and one
+ * refresh token (with its session) that expired a day before the run, written
+ * between the live rows and deleted at the end, as each server's own purge
+ * deletes them. A table that has seen traffic has free space in its pages; a
+ * bulk load packs them full, and whether an update that lengthens a row (an
+ * attempt's used_at, a refresh token's revoked_at, from NULL to a time) then
+ * fits in its page or splits it came down to the row length: the plugin's
+ * attempt rows left 4 bytes free a page and the baseline's 95, so every plugin
+ * verify split a page (about 4.6 more pages written to the WAL a verify).
+ */
+const HISTORY_EXPIRES = Date.now() - 86_400_000
 
 async function sqliteWriter (path: string): Promise<Writer> {
   const { default: SQLite } = await import('better-sqlite3')
@@ -46,12 +61,16 @@ async function sqliteWriter (path: string): Promise<Writer> {
   db.exec('BEGIN')
   return {
     async add (table, columns, row) {
-      let st = statements.get(table)
+      const sql = `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`
+      let st = statements.get(sql)
       if (st === undefined) {
-        st = db.prepare(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`)
-        statements.set(table, st)
+        st = db.prepare(sql)
+        statements.set(sql, st)
       }
       st.run(row)
+    },
+    async exec (sql) {
+      db.exec(sql)
     },
     async finish () {
       db.exec('COMMIT')
@@ -82,9 +101,13 @@ async function postgresWriter (url: string): Promise<Writer> {
       buffer.rows.push(row)
       if (buffer.rows.length * columns.length >= 60_000) await flush(table)
     },
+    async exec (sql) {
+      for (const table of buffers.keys()) await flush(table)
+      await client.query(sql)
+    },
     async finish () {
       for (const table of buffers.keys()) await flush(table)
-      await client.query('ANALYZE')
+      await client.query('VACUUM ANALYZE')
       await client.end()
     },
   }
@@ -158,9 +181,12 @@ export async function seedPlugin (database: string, plan: SeedPlan): Promise<voi
     await writer.add('auth_kit_user_identifier', ['identifier_key', 'user_id', 'kind'], [name, userId, 'username'])
     await writer.add('auth_kit_user_identifier', ['identifier_key', 'user_id', 'kind'], [`${name}@bench.test`, userId, 'email'])
     await writer.add('auth_kit_mfa_method', methodCols, [methodId, userId, 'app', seal(TOTP_SECRET_BASE32, `totp:${userId}:app`), 1, 1, null, created])
+    // Making a method takes the user's lock, which creates this row: every user with a method has one.
+    await writer.add('auth_kit_user_lock', ['user_id', 'failures', 'lock_count', 'locked_until'], [userId, 0, 0, 0])
     for (let k = 0; k < plan.attemptsPerUser; k++) {
       await writer.add('auth_kit_login_attempt', attemptCols, [randomUUID(), keyring.hash(seededToken('v', i, k)), userId, 'app', 0, FAR_FUTURE, null, created])
     }
+    await writer.add('auth_kit_login_attempt', attemptCols, [randomUUID(), keyring.hash(randomBytes(32).toString('base64url')), userId, 'app', 0, HISTORY_EXPIRES, null, created])
     await writer.add('auth_kit_login_attempt', attemptCols, [randomUUID(), keyring.hash(seededToken('b', i)), userId, 'app', 0, FAR_FUTURE, null, created])
     for (let c = 0; c < plan.codesPerUser; c++) {
       const lookup = keyring.hashes(`backup:${userId}:${BACKUP_CODES[c]}`)[0].slice(0, 12)
@@ -169,8 +195,12 @@ export async function seedPlugin (database: string, plan: SeedPlan): Promise<voi
     // A refresh token belongs to a session (its chain), which authenticate also checks.
     const sessionId = randomUUID()
     await writer.add('auth_kit_session', ['id', 'user_id', 'amr', 'auth_time', 'setup_only', 'device_id', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'], [sessionId, userId, 'pwd mfa', created, 0, null, created, created, FAR_FUTURE, null])
+    const oldSessionId = randomUUID()
+    await writer.add('auth_kit_session', ['id', 'user_id', 'amr', 'auth_time', 'setup_only', 'device_id', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'], [oldSessionId, userId, 'pwd mfa', created, 0, null, created, created, HISTORY_EXPIRES, null])
+    await writer.add('auth_kit_refresh_token', refreshCols, [randomUUID(), oldSessionId, userId, keyring.hash(randomBytes(32).toString('base64url')), 'pwd mfa', HISTORY_EXPIRES, null, created])
     await writer.add('auth_kit_refresh_token', refreshCols, [randomUUID(), sessionId, userId, keyring.hash(seededToken('r', i)), 'pwd mfa', FAR_FUTURE, null, created])
   }
+  for (const table of ['auth_kit_login_attempt', 'auth_kit_refresh_token', 'auth_kit_session']) await writer.exec(`DELETE FROM ${table} WHERE expires_at = ${HISTORY_EXPIRES}`)
   await writer.finish()
 }
 
@@ -197,13 +227,20 @@ export async function seedBaseline (path: string, plan: SeedPlan): Promise<void>
     for (let k = 0; k < plan.attemptsPerUser; k++) {
       await writer.add('bench_attempt', ['token_hash', 'user_id', 'method', 'expires_at', 'created_at'], [sha(seededToken('v', i, k)), userId, 'app', FAR_FUTURE, created])
     }
+    await writer.add('bench_attempt', ['token_hash', 'user_id', 'method', 'expires_at', 'created_at'], [sha(randomBytes(32).toString('base64url')), userId, 'app', HISTORY_EXPIRES, created])
     await writer.add('bench_attempt', ['token_hash', 'user_id', 'method', 'expires_at', 'created_at'], [sha(seededToken('b', i)), userId, 'app', FAR_FUTURE, created])
     for (let c = 0; c < plan.codesPerUser; c++) {
       await writer.add('bench_backup_code', ['id', 'method_id', 'user_id', 'lookup', 'code_hash'], [randomUUID(), methodId, userId, sha(`${userId}:${BACKUP_CODES[c]}`).slice(0, 12), codeHashes[c]])
     }
     await writer.add('bench_session', ['id', 'user_id', 'amr', 'created_at'], [sessionId, userId, 'pwd mfa', created])
+    const oldSessionId = randomUUID()
+    await writer.add('bench_session', ['id', 'user_id', 'amr', 'created_at', 'revoked_at'], [oldSessionId, userId, 'pwd mfa', created, HISTORY_EXPIRES])
+    await writer.add('bench_refresh', ['token_hash', 'session_id', 'user_id', 'amr', 'expires_at'], [sha(randomBytes(32).toString('base64url')), oldSessionId, userId, 'pwd mfa', HISTORY_EXPIRES])
     await writer.add('bench_refresh', ['token_hash', 'session_id', 'user_id', 'amr', 'expires_at'], [sha(seededToken('r', i)), sessionId, userId, 'pwd mfa', FAR_FUTURE])
   }
+  await writer.exec(`DELETE FROM bench_attempt WHERE expires_at = ${HISTORY_EXPIRES}`)
+  await writer.exec(`DELETE FROM bench_refresh WHERE expires_at = ${HISTORY_EXPIRES}`)
+  await writer.exec(`DELETE FROM bench_session WHERE revoked_at = ${HISTORY_EXPIRES}`)
   await writer.finish()
 }
 

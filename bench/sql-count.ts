@@ -1,6 +1,6 @@
 /**
  * Debug runs only (BENCH_SQL_LOG=1): counts every SQL statement a server runs
- * on better-sqlite3, by kind, by wrapping the driver's Statement methods, so
+ * on better-sqlite3, by kind, and the time spent in them, by wrapping the driver's Statement methods, so
  * the plugin's own connection (made in src/db/connect.ts) is counted as it is,
  * with no change to the plugin. GET /__bench/sql returns the counts since the
  * previous call (?sources=1: the statements' text instead).
@@ -24,16 +24,26 @@ export function installSqlCounter (): SqlCounter {
     proto[method] = function (this: { source: string }, ...args: unknown[]) {
       const kind = /^\s*(\w+)/.exec(this.source)?.[1]?.toUpperCase() ?? '?'
       counts[kind] = (counts[kind] ?? 0) + 1
-      if (sources.length < 100) sources.push(this.source.replace(/\s+/g, ' ').slice(0, 160))
-      // Commits: each write outside BEGIN…COMMIT commits on its own.
-      if (kind === 'BEGIN' || kind === 'SAVEPOINT') inTransaction = true
-      else if (kind === 'COMMIT' || kind === 'END' || kind === 'ROLLBACK' || kind === 'RELEASE') {
-        if (kind !== 'ROLLBACK') counts.commits = (counts.commits ?? 0) + 1
-        inTransaction = false
-      } else if (!inTransaction && (kind === 'INSERT' || kind === 'UPDATE' || kind === 'DELETE' || kind === 'REPLACE')) {
-        counts.commits = (counts.commits ?? 0) + 1
+      const started = process.hrtime.bigint()
+      try {
+        return original.apply(this, args)
+      } finally {
+        // Time inside SQLite (and the driver's binding), in µs, summed under 'µs'.
+        const micros = Number(process.hrtime.bigint() - started) / 1000
+        counts['µs'] = (counts['µs'] ?? 0) + micros
+        if (sources.length < 100) sources.push(`${this.source.replace(/\s+/g, ' ').slice(0, 150)}  [${micros.toFixed(0)} µs]`)
+        updateCommits(kind)
       }
-      return original.apply(this, args)
+    }
+  }
+  /** Commits: each write outside BEGIN…COMMIT commits on its own. */
+  function updateCommits (kind: string): void {
+    if (kind === 'BEGIN' || kind === 'SAVEPOINT') inTransaction = true
+    else if (kind === 'COMMIT' || kind === 'END' || kind === 'ROLLBACK' || kind === 'RELEASE') {
+      if (kind !== 'ROLLBACK') counts.commits = (counts.commits ?? 0) + 1
+      inTransaction = false
+    } else if (!inTransaction && (kind === 'INSERT' || kind === 'UPDATE' || kind === 'DELETE' || kind === 'REPLACE')) {
+      counts.commits = (counts.commits ?? 0) + 1
     }
   }
   return {

@@ -64,6 +64,6 @@ export function composeAuthKit ({ db, options, log }: { db: Kysely<Database>, op
       displayName: (name) => (registry.get(name) === undefined ? undefined : registry.displayName(name)),
     }).attach(events)
   }
-  const guards = new AuthKitGuards({ tokens, users, account, methods, now, stepUpMaxAge: mfa.stepUpMaxAge })
+  const guards = new AuthKitGuards({ tokens, users, account, methods, now, stepUpMaxAge: mfa.stepUpMaxAge, builtInUsers: options.users === undefined })
   return { db, registry, users, mailer, events, repositories, tokens, methods, login, account, guards }
 }

@@ -136,10 +136,11 @@ async function authKitScope (scope: FastifyInstance, { options, parts, hostSwagg
     // An unknown path under the prefix is answered here, so it too carries no-store.
     routes.setNotFoundHandler(async (request, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `Route ${request.method}:${request.url.split('?')[0]} not found` }))
     // Tokens, codes, secrets and QR links must not sit in any cache.
-    routes.addHook('onSend', async (_request, reply, payload) => {
+    // A callback hook: it is on every answer, and an async one costs a promise each time.
+    routes.addHook('onSend', (_request, reply, payload, done) => {
       reply.header('Cache-Control', 'no-store')
       reply.header('Pragma', 'no-cache')
-      return payload
+      done(null, payload)
     })
     // Each route plugin gets the services it uses, and nothing else.
     await routes.register(loginRoutePlugin, { login, tokens, account, users, guards, registration: options.registration })

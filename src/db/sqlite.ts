@@ -4,17 +4,30 @@ import type BetterSqlite3 from 'better-sqlite3'
 
 /** Prepared statements kept per connection (the plugin's queries are a few dozen shapes). */
 const STATEMENT_CACHE_SIZE = 256
+const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate')
+const COMMIT = CompiledQuery.raw('commit')
+const ROLLBACK = CompiledQuery.raw('rollback')
 
-/** A promise-chain mutex. */
+/**
+ * A mutex that hands the lock straight to the next waiter. Taking a free lock
+ * costs no extra promise: every query takes it, so it is on every request's path.
+ */
 class Mutex {
-  private tail: Promise<void> = Promise.resolve()
+  private locked = false
+  private readonly waiters: Array<() => void> = []
+
   async lock (): Promise<() => void> {
-    let release!: () => void
-    const next = new Promise<void>((resolve) => { release = resolve })
-    const previous = this.tail
-    this.tail = previous.then(async () => next)
-    await previous
-    return release
+    if (this.locked) await new Promise<void>((resolve) => this.waiters.push(resolve))
+    else this.locked = true
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const next = this.waiters.shift()
+      // Still locked: the lock passes to the next waiter.
+      if (next !== undefined) next()
+      else this.locked = false
+    }
   }
 }
 
@@ -30,24 +43,31 @@ function mutexFor (path: string): Mutex {
   return mutex
 }
 
+/** A prepared statement and whether it returns rows (read once: a property of a native object costs a call). */
+interface CachedStatement {
+  stmt: BetterSqlite3.Statement
+  reader: boolean
+}
+
 class SqliteFileConnection implements DatabaseConnection {
-  private readonly statements = new Map<string, BetterSqlite3.Statement>()
+  private readonly statements = new Map<string, CachedStatement>()
   constructor (private readonly db: BetterSqlite3.Database) {}
 
-  private prepare (sql: string): BetterSqlite3.Statement {
-    let stmt = this.statements.get(sql)
-    if (stmt === undefined) {
-      stmt = this.db.prepare(sql)
+  private prepare (sql: string): CachedStatement {
+    let cached = this.statements.get(sql)
+    if (cached === undefined) {
+      const stmt = this.db.prepare(sql)
+      cached = { stmt, reader: stmt.reader }
       if (this.statements.size >= STATEMENT_CACHE_SIZE) this.statements.delete(this.statements.keys().next().value!)
-      this.statements.set(sql, stmt)
+      this.statements.set(sql, cached)
     }
-    return stmt
+    return cached
   }
 
   async executeQuery<R> (compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const stmt = this.prepare(compiledQuery.sql)
+    const { stmt, reader } = this.prepare(compiledQuery.sql)
     const parameters = compiledQuery.parameters as unknown[]
-    if (stmt.reader) return { rows: stmt.all(parameters) as R[] }
+    if (reader) return { rows: stmt.all(parameters) as R[] }
     const { changes } = stmt.run(parameters)
     return { numAffectedRows: BigInt(changes), rows: [] }
   }
@@ -77,15 +97,15 @@ class SqliteFileDriver implements Driver {
   // IMMEDIATE: the write lock is taken at BEGIN, where SQLite's busy wait
   // applies, rather than at the first write, where it may fail at once.
   async beginTransaction (connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'))
+    await connection.executeQuery(BEGIN_IMMEDIATE)
   }
 
   async commitTransaction (connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'))
+    await connection.executeQuery(COMMIT)
   }
 
   async rollbackTransaction (connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'))
+    await connection.executeQuery(ROLLBACK)
   }
 
   async releaseConnection (): Promise<void> {
@@ -100,13 +120,22 @@ class SqliteFileDriver implements Driver {
 }
 
 /**
+ * SQLite's adapter, for a connection whose transactions take the database's
+ * write lock at BEGIN (IMMEDIATE): inside one, nothing more is needed to hold
+ * a user's lock (db/user-lock.ts).
+ */
+export class SqliteImmediateAdapter extends SqliteAdapter {
+  readonly writeLockedAtBegin = true
+}
+
+/**
  * Kysely's dialect for a better-sqlite3 database the plugin opened: one
  * connection, prepared statements reused, transactions that take the write
  * lock at BEGIN, and one turn at a time per file within a process.
  */
 export class SqliteFileDialect implements Dialect {
   constructor (private readonly db: BetterSqlite3.Database, private readonly path: string) {}
-  createAdapter (): SqliteAdapter { return new SqliteAdapter() }
+  createAdapter (): SqliteAdapter { return new SqliteImmediateAdapter() }
   createDriver (): Driver { return new SqliteFileDriver(this.db, this.path) }
   createQueryCompiler (): SqliteQueryCompiler { return new SqliteQueryCompiler() }
   createIntrospector (db: Kysely<any>): SqliteIntrospector { return new SqliteIntrospector(db) }

@@ -115,7 +115,7 @@ export interface HandlerContext {
   userId: string
   methodId: string
   settings: HandlerSettings
-  /** Set while a method is being created and has no row yet. */
+  /** The sealed TOTP secret, as read with the method's row (or made for a method being created, which has no row yet). */
   sealedSecret?: string | null
 }
 

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { affected } from './normalize.js'
+import { prepare } from '../db/prepared.js'
 
 export interface BackupCodeRow {
   id: string
@@ -8,6 +8,10 @@ export interface BackupCodeRow {
   lookup: string
   codeHash: string
 }
+
+const candidatesOf = prepare((db, methodIds: string[], lookups: string[]) => db.selectFrom('auth_kit_backup_code').select(['id', 'method_id', 'lookup', 'code_hash'])
+  .where('method_id', 'in', methodIds).where('lookup', 'in', lookups).orderBy('id'))
+const deleteRow = prepare((db, id: string) => db.deleteFrom('auth_kit_backup_code').where('id', '=', id))
 
 export class BackupCodeRepository {
   constructor (private readonly db: Kysely<Database>) {}
@@ -28,8 +32,7 @@ export class BackupCodeRepository {
   /** Codes of these methods whose lookup tag is one of `lookups`. */
   async candidates (methodIds: string[], lookups: string[]): Promise<BackupCodeRow[]> {
     if (methodIds.length === 0 || lookups.length === 0) return []
-    const rows = await this.db.selectFrom('auth_kit_backup_code').select(['id', 'method_id', 'lookup', 'code_hash'])
-      .where('method_id', 'in', methodIds).where('lookup', 'in', lookups).orderBy('id').execute()
+    const rows = await candidatesOf.all(this.db, methodIds, lookups)
     return rows.map((r) => ({ id: r.id, methodId: r.method_id, lookup: r.lookup, codeHash: r.code_hash }))
   }
 
@@ -41,8 +44,7 @@ export class BackupCodeRepository {
 
   /** Deletes one code; true for exactly one of any number of racing callers. */
   async consume (id: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('auth_kit_backup_code').where('id', '=', id).executeTakeFirst()
-    return affected(result) === 1
+    return (await deleteRow.run(this.db, id)) === 1
   }
 
   /** Puts a consumed code back (its request failed after using it up). */
@@ -50,12 +52,5 @@ export class BackupCodeRepository {
     await this.db.insertInto('auth_kit_backup_code').values({
       id: code.id, method_id: code.methodId, user_id: userId, lookup: code.lookup, code_hash: code.codeHash, created_at: now,
     }).execute()
-  }
-
-  async countByMethod (userId: string): Promise<Map<string, number>> {
-    const rows = await this.db.selectFrom('auth_kit_backup_code')
-      .select(['method_id', (eb) => eb.fn.countAll().as('n')])
-      .where('user_id', '=', userId).groupBy('method_id').execute()
-    return new Map(rows.map((r) => [r.method_id, Number(r.n)]))
   }
 }

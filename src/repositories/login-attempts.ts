@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { affected, toNullableNumber, toNumber } from './normalize.js'
+import { toNullableNumber, toNumber } from './normalize.js'
+import { prepare } from '../db/prepared.js'
 
 export interface LoginAttemptRow {
   id: string
@@ -11,39 +12,46 @@ export interface LoginAttemptRow {
   usedAt: number | null
 }
 
+const insertRow = prepare((db, id: string, tokenHash: string, userId: string, method: string, expiresAt: number, createdAt: number) =>
+  db.insertInto('auth_kit_login_attempt').values({
+    id, token_hash: tokenHash, user_id: userId, method, failures: 0, expires_at: expiresAt, used_at: null, created_at: createdAt,
+  }))
+const byHashes = prepare((db, hashes: string[]) => db.selectFrom('auth_kit_login_attempt').selectAll().where('token_hash', 'in', hashes))
+const byId = prepare((db, id: string) => db.selectFrom('auth_kit_login_attempt').selectAll().where('id', '=', id))
+const countFailure = prepare((db, id: string) => db.updateTable('auth_kit_login_attempt').set((eb) => ({ failures: eb('failures', '+', 1) })).where('id', '=', id))
+const markUsedRow = prepare((db, id: string, now: number) => db.updateTable('auth_kit_login_attempt').set({ used_at: now }).where('id', '=', id).where('used_at', 'is', null))
+const purgeExpiredOf = prepare((db, userId: string, now: number) => db.deleteFrom('auth_kit_login_attempt').where('user_id', '=', userId).where('expires_at', '<=', now))
+
+type AttemptRecord = { id: string, user_id: string, method: string, failures: unknown, expires_at: unknown, used_at: unknown }
+
+function toAttempt (row: AttemptRecord | undefined): LoginAttemptRow | undefined {
+  if (row === undefined) return undefined
+  return { id: row.id, userId: row.user_id, method: row.method, failures: toNumber(row.failures), expiresAt: toNumber(row.expires_at), usedAt: toNullableNumber(row.used_at) }
+}
+
 export class LoginAttemptRepository {
   constructor (private readonly db: Kysely<Database>) {}
 
   async insert (row: { id: string, tokenHash: string, userId: string, method: string, expiresAt: number, createdAt: number }): Promise<void> {
-    await this.db.insertInto('auth_kit_login_attempt').values({
-      id: row.id, token_hash: row.tokenHash, user_id: row.userId, method: row.method,
-      failures: 0, expires_at: row.expiresAt, used_at: null, created_at: row.createdAt,
-    }).execute()
+    await insertRow.run(this.db, row.id, row.tokenHash, row.userId, row.method, row.expiresAt, row.createdAt)
   }
 
   async findByHashes (hashes: string[]): Promise<LoginAttemptRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_login_attempt').selectAll()
-      .where('token_hash', 'in', hashes).executeTakeFirst()
-    if (row === undefined) return undefined
-    return { id: row.id, userId: row.user_id, method: row.method, failures: toNumber(row.failures), expiresAt: toNumber(row.expires_at), usedAt: toNullableNumber(row.used_at) }
+    return toAttempt(await byHashes.first(this.db, hashes))
   }
 
   async findById (id: string): Promise<LoginAttemptRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_login_attempt').selectAll().where('id', '=', id).executeTakeFirst()
-    if (row === undefined) return undefined
-    return { id: row.id, userId: row.user_id, method: row.method, failures: toNumber(row.failures), expiresAt: toNumber(row.expires_at), usedAt: toNullableNumber(row.used_at) }
+    return toAttempt(await byId.first(this.db, id))
   }
 
   /** One more wrong code for the attempt. */
   async fail (id: string): Promise<void> {
-    await this.db.updateTable('auth_kit_login_attempt').set((eb) => ({ failures: eb('failures', '+', 1) })).where('id', '=', id).execute()
+    await countFailure.run(this.db, id)
   }
 
   /** The attempt's one successful verify; false if it was used already. */
   async markUsed (id: string, now: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_login_attempt').set({ used_at: now })
-      .where('id', '=', id).where('used_at', 'is', null).executeTakeFirst()
-    return affected(result) === 1
+    return (await markUsedRow.run(this.db, id, now)) === 1
   }
 
   async rebind (id: string, method: string): Promise<void> {
@@ -57,6 +65,6 @@ export class LoginAttemptRepository {
 
   /** The user's attempts that have expired: nothing refers to them any more. */
   async purgeExpired (userId: string, now: number): Promise<void> {
-    await this.db.deleteFrom('auth_kit_login_attempt').where('user_id', '=', userId).where('expires_at', '<=', now).execute()
+    await purgeExpiredOf.run(this.db, userId, now)
   }
 }

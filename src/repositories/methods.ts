@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely'
 import type { Database, MfaMethodTable } from '../db/types.js'
 import { affected, toBool, toNullableNumber, toNumber } from './normalize.js'
+import { prepare } from '../db/prepared.js'
 
 export interface MethodRow {
   id: string
@@ -27,14 +28,30 @@ function toMethod (row: Selectable<MfaMethodTable>): MethodRow {
   }
 }
 
+const ofUser = prepare((db, userId: string) => db.selectFrom('auth_kit_mfa_method').selectAll()
+  .where('user_id', '=', userId).orderBy('created_at').orderBy('id'))
+const ofUserWithCodeCounts = prepare((db, userId: string) => db.selectFrom('auth_kit_mfa_method as m').selectAll('m')
+  .select((eb) => eb.selectFrom('auth_kit_backup_code as b').select(eb.fn.countAll().as('n')).whereRef('b.method_id', '=', 'm.id').as('backup_codes'))
+  .where('m.user_id', '=', userId).orderBy('m.created_at').orderBy('m.id'))
+const byName = prepare((db, userId: string, name: string) => db.selectFrom('auth_kit_mfa_method').selectAll()
+  .where('user_id', '=', userId).where('name', '=', name))
+const advanceStep = prepare((db, id: string, step: number) => db.updateTable('auth_kit_mfa_method')
+  .set({ last_totp_step: step })
+  .where('id', '=', id)
+  .where((eb) => eb.or([eb('last_totp_step', 'is', null), eb('last_totp_step', '<', step)])))
+
 export class MethodRepository {
   constructor (private readonly db: Kysely<Database>) {}
 
   /** The user's methods, oldest first (the order primary promotion follows). */
   async listByUser (userId: string): Promise<MethodRow[]> {
-    const rows = await this.db.selectFrom('auth_kit_mfa_method').selectAll()
-      .where('user_id', '=', userId).orderBy('created_at').orderBy('id').execute()
-    return rows.map(toMethod)
+    return (await ofUser.all(this.db, userId)).map(toMethod)
+  }
+
+  /** `listByUser`, each with how many backup codes it has left, in one read (`GET /mfa/`). */
+  async listWithBackupCodeCounts (userId: string): Promise<Array<MethodRow & { backupCodes: number }>> {
+    const rows = await ofUserWithCodeCounts.all(this.db, userId)
+    return rows.map(({ backup_codes: count, ...row }) => ({ ...toMethod(row), backupCodes: Number(count ?? 0) }))
   }
 
   /** How many users have an active method of each name. */
@@ -46,8 +63,7 @@ export class MethodRepository {
   }
 
   async find (userId: string, name: string): Promise<MethodRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_mfa_method').selectAll()
-      .where('user_id', '=', userId).where('name', '=', name).executeTakeFirst()
+    const row = await byName.first(this.db, userId, name)
     return row === undefined ? undefined : toMethod(row)
   }
 
@@ -104,11 +120,6 @@ export class MethodRepository {
    * across requests and processes.
    */
   async advanceTotpStep (id: string, step: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_mfa_method')
-      .set({ last_totp_step: step })
-      .where('id', '=', id)
-      .where((eb) => eb.or([eb('last_totp_step', 'is', null), eb('last_totp_step', '<', step)]))
-      .executeTakeFirst()
-    return affected(result) === 1
+    return (await advanceStep.run(this.db, id, step)) === 1
   }
 }

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely'
 import type { Database, SessionTable } from '../db/types.js'
 import { affected, toBool, toNullableNumber, toNumber } from './normalize.js'
+import { prepare } from '../db/prepared.js'
 
 /** One refresh-token chain; access tokens name it in `sid`. */
 export interface SessionRow {
@@ -19,7 +20,7 @@ export interface SessionRow {
   revokedAt: number | null
 }
 
-function toSession (row: Selectable<SessionTable>): SessionRow {
+export function toSession (row: Selectable<SessionTable>): SessionRow {
   return {
     id: row.id,
     userId: row.user_id,
@@ -34,20 +35,55 @@ function toSession (row: Selectable<SessionTable>): SessionRow {
   }
 }
 
+const insertRow = prepare((db, id: string, userId: string, amr: string, authTime: number, setupOnly: number, deviceId: string | null, createdAt: number, lastUsedAt: number, expiresAt: number) =>
+  db.insertInto('auth_kit_session').values({
+    id, user_id: userId, amr, auth_time: authTime, setup_only: setupOnly, device_id: deviceId,
+    created_at: createdAt, last_used_at: lastUsedAt, expires_at: expiresAt, revoked_at: null,
+  }))
+const byId = prepare((db, id: string) => db.selectFrom('auth_kit_session').selectAll().where('id', '=', id))
+const touchRow = prepare((db, id: string, now: number, expiresAt: number) => db.updateTable('auth_kit_session').set({ last_used_at: now, expires_at: expiresAt }).where('id', '=', id))
+const purgeDeadOf = prepare((db, userId: string, before: number) => db.deleteFrom('auth_kit_session').where('user_id', '=', userId)
+  .where((eb) => eb.or([eb('expires_at', '<=', before), eb('revoked_at', '<=', before)])))
+
+const withUserById = prepare((db, id: string) => db.selectFrom('auth_kit_session as s')
+  .leftJoin('auth_kit_user as u', 'u.id', 's.user_id')
+  .selectAll('s')
+  .select(['u.id as u_id', 'u.username as u_username', 'u.email as u_email', 'u.created_at as u_created_at'])
+  .where('s.id', '=', id))
+
+/** A built-in table's user as `request.user` carries it: the row without its password hash. */
+export interface SessionUser {
+  [key: string]: unknown
+  id: string
+  username: string
+  email: string | null
+  createdAt: number
+}
+
 export class SessionRepository {
   constructor (private readonly db: Kysely<Database>) {}
 
   async insert (row: Omit<SessionRow, 'revokedAt'>): Promise<void> {
-    await this.db.insertInto('auth_kit_session').values({
-      id: row.id, user_id: row.userId, amr: row.amr.join(' '), auth_time: row.authTime, setup_only: row.setupOnly ? 1 : 0, device_id: row.deviceId,
-      created_at: row.createdAt, last_used_at: row.lastUsedAt, expires_at: row.expiresAt, revoked_at: null,
-    }).execute()
+    await insertRow.run(this.db, row.id, row.userId, row.amr.join(' '), row.authTime, row.setupOnly ? 1 : 0, row.deviceId, row.createdAt, row.lastUsedAt, row.expiresAt)
   }
 
   /** The primary-key lookup `authenticate` makes once per request. */
   async find (id: string): Promise<SessionRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_session').selectAll().where('id', '=', id).executeTakeFirst()
+    const row = await byId.first(this.db, id)
     return row === undefined ? undefined : toSession(row)
+  }
+
+  /**
+   * The session and its user from the built-in user table in one read (the
+   * user null when the table no longer has it); `authenticate`'s one query
+   * with the built-in user store.
+   */
+  async findWithUser (id: string): Promise<{ session: SessionRow, user: SessionUser | null } | undefined> {
+    const row = await withUserById.first(this.db, id)
+    if (row === undefined) return undefined
+    const { u_id: userId, u_username: username, u_email: email, u_created_at: createdAt, ...session } = row
+    const user = userId === null || username === null ? null : { id: userId, username, email, createdAt: toNumber(createdAt) }
+    return { session: toSession(session), user }
   }
 
   /** The user's sessions that still work, newest first. */
@@ -60,7 +96,7 @@ export class SessionRepository {
 
   /** A rotation: the chain was used now and lives on to `expiresAt`. */
   async touch (id: string, now: number, expiresAt: number): Promise<void> {
-    await this.db.updateTable('auth_kit_session').set({ last_used_at: now, expires_at: expiresAt }).where('id', '=', id).execute()
+    await touchRow.run(this.db, id, now, expiresAt)
   }
 
   /** Step-up: the session's later tokens carry the second factor checked now. */
@@ -94,7 +130,6 @@ export class SessionRepository {
 
   /** Sessions that expired or were revoked long enough ago that no token of theirs can come back. */
   async purgeDead (userId: string, before: number): Promise<void> {
-    await this.db.deleteFrom('auth_kit_session').where('user_id', '=', userId)
-      .where((eb) => eb.or([eb('expires_at', '<=', before), eb('revoked_at', '<=', before)])).execute()
+    await purgeDeadOf.run(this.db, userId, before)
   }
 }

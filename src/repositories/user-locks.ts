@@ -1,5 +1,7 @@
-import type { Kysely } from 'kysely'
+import { MysqlAdapter, PostgresAdapter, type Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
+import { prepare } from '../db/prepared.js'
+import { SqliteImmediateAdapter } from '../db/sqlite.js'
 
 /** A user's wrong-code count and lock (rule 5); its row is also the user's mutex. */
 export interface UserLockRow {
@@ -9,13 +11,39 @@ export interface UserLockRow {
   lockedUntil: number
 }
 
+const findRow = prepare((db, userId: string) => db.selectFrom('auth_kit_user_lock').selectAll().where('user_id', '=', userId))
+const findRowForUpdate = prepare((db, userId: string) => db.selectFrom('auth_kit_user_lock').selectAll().where('user_id', '=', userId).forUpdate())
+const touchRow = prepare((db, userId: string) => db.updateTable('auth_kit_user_lock').set((eb) => ({ lock_count: eb.ref('lock_count') })).where('user_id', '=', userId))
+const saveRow = prepare((db, userId: string, failures: number, lockCount: number, lockedUntil: number) => db.updateTable('auth_kit_user_lock')
+  .set({ failures, lock_count: lockCount, locked_until: lockedUntil }).where('user_id', '=', userId))
+
+/**
+ * How a transaction takes a user's row for writing on this database:
+ * - `begin`: it already holds the database's write lock (the plugin's own
+ *   SQLite connection begins IMMEDIATE), so a plain read is enough;
+ * - `for-update`: a row lock by `SELECT … FOR UPDATE` (PostgreSQL, MySQL), held
+ *   to commit, that writes no new row version;
+ * - `write`: a write that changes nothing, the one lock every dialect shares
+ *   (any other dialect, such as a host's own SQLite instance, whose deferred
+ *   BEGIN takes the write lock only at the first write).
+ */
+function lockKind (db: Kysely<Database>): 'begin' | 'for-update' | 'write' {
+  const adapter = db.getExecutor().adapter
+  if (adapter instanceof SqliteImmediateAdapter) return 'begin'
+  if (adapter instanceof PostgresAdapter || adapter instanceof MysqlAdapter) return 'for-update'
+  return 'write'
+}
+
+function toLock (row: { failures: unknown, lock_count: unknown, locked_until: unknown } | undefined): UserLockRow | undefined {
+  if (row === undefined) return undefined
+  return { failures: Number(row.failures), lockCount: Number(row.lock_count), lockedUntil: Number(row.locked_until) }
+}
+
 export class UserLockRepository {
   constructor (private readonly db: Kysely<Database>) {}
 
   async find (userId: string): Promise<UserLockRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_user_lock').selectAll().where('user_id', '=', userId).executeTakeFirst()
-    if (row === undefined) return undefined
-    return { failures: Number(row.failures), lockCount: Number(row.lock_count), lockedUntil: Number(row.locked_until) }
+    return toLock(await findRow.first(this.db, userId))
   }
 
   /** Creates the user's row if it is missing (outside any transaction: a racing insert is harmless). */
@@ -28,19 +56,22 @@ export class UserLockRepository {
   }
 
   /**
-   * Inside a transaction: takes the user's row for writing and reads it. A
-   * write is the one lock every dialect shares: a row lock on PostgreSQL and
-   * MySQL (held to commit, so a second transaction waits here), the database
-   * write lock on SQLite. Undefined when the row does not exist yet.
+   * Inside a transaction: takes the user's row for writing and reads it, so a
+   * second transaction for the same user, in any process, waits here until
+   * this one ends (see lockKind for how each database does it). Undefined when
+   * the row does not exist yet.
    */
   async hold (userId: string): Promise<UserLockRow | undefined> {
-    await this.db.updateTable('auth_kit_user_lock').set((eb) => ({ lock_count: eb.ref('lock_count') })).where('user_id', '=', userId).execute()
-    return this.find(userId)
+    switch (lockKind(this.db)) {
+      case 'begin': return this.find(userId)
+      case 'for-update': return toLock(await findRowForUpdate.first(this.db, userId))
+      case 'write':
+        await touchRow.run(this.db, userId)
+        return this.find(userId)
+    }
   }
 
   async save (userId: string, row: UserLockRow): Promise<void> {
-    await this.db.updateTable('auth_kit_user_lock')
-      .set({ failures: row.failures, lock_count: row.lockCount, locked_until: row.lockedUntil })
-      .where('user_id', '=', userId).execute()
+    await saveRow.run(this.db, userId, row.failures, row.lockCount, row.lockedUntil)
   }
 }

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely'
 import type { Database, UserTable } from '../db/types.js'
 import { toNumber } from './normalize.js'
+import { prepare } from '../db/prepared.js'
 
 export interface UserRow {
   [key: string]: unknown
@@ -21,19 +22,22 @@ function toUser (row: Selectable<UserTable>): UserRow {
   return { id: row.id, username: row.username, email: row.email, passwordHash: row.password_hash, createdAt: toNumber(row.created_at) }
 }
 
+const byId = prepare((db, id: string) => db.selectFrom('auth_kit_user').selectAll().where('id', '=', id))
+const byKey = prepare((db, key: string) => db.selectFrom('auth_kit_user_identifier as i')
+  .innerJoin('auth_kit_user as u', 'u.id', 'i.user_id')
+  .selectAll('u').where('i.identifier_key', '=', key))
+
 export class UserRepository {
   constructor (private readonly db: Kysely<Database>) {}
 
   async findById (id: string): Promise<UserRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_user').selectAll().where('id', '=', id).executeTakeFirst()
+    const row = await byId.first(this.db, id)
     return row === undefined ? undefined : toUser(row)
   }
 
   /** By username or email key, through the identifier table that owns them. */
   async findByKey (key: string): Promise<UserRow | undefined> {
-    const row = await this.db.selectFrom('auth_kit_user_identifier as i')
-      .innerJoin('auth_kit_user as u', 'u.id', 'i.user_id')
-      .selectAll('u').where('i.identifier_key', '=', key).executeTakeFirst()
+    const row = await byKey.first(this.db, key)
     return row === undefined ? undefined : toUser(row)
   }
 

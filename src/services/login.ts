@@ -110,6 +110,7 @@ export class LoginService {
     const { settings, tokens, methods, keyring, events } = this.props
     user = withoutPasswordHash(user)
     const userId = String(user.id)
+    await tokens.purgeDead(userId)
     const active = await methods.activeMethods(userId)
     if (active.length === 0) {
       if (await settings.required(withoutPasswordHash(user))) {

@@ -56,11 +56,9 @@ export interface MethodServiceProps {
  */
 export class MethodService {
   private readonly methods: MethodRepository
-  private readonly backupCodes: BackupCodeRepository
 
   constructor (private readonly props: MethodServiceProps) {
     this.methods = props.repositories.methods
-    this.backupCodes = props.repositories.backupCodes
   }
 
   /** The user's methods that this instance has a handler for, oldest first. */
@@ -91,14 +89,18 @@ export class MethodService {
     return [...counts].filter(([name]) => this.props.registry.get(name) === undefined).map(([name, users]) => ({ name, users }))
   }
 
-  /** A handler instance for one user's method, over `db` (a transaction inside one). */
+  /**
+   * A handler instance for one user's method, over `db` (a transaction inside
+   * one). It carries the row's sealed secret, read with the row, so a TOTP
+   * check does not read the row again.
+   */
   handlerFor (user: AuthKitUser, row: MethodRow, db: Kysely<Database> = this.props.db): MfaHandler {
-    return this.props.registry.instantiate(this.props.codes.on(db), user, row)
+    return this.props.registry.instantiate(this.props.codes.on(db), user, row, row.secret)
   }
 
   async list (user: AuthKitUser): Promise<MethodSummary[]> {
     const userId = String(user.id)
-    const [rows, counts] = await Promise.all([this.methodsOf(userId), this.backupCodes.countByMethod(userId)])
+    const rows = await this.methods.listWithBackupCodeCounts(userId)
     return this.props.registry.classes().map((cls) => {
       const row = rows.find((r) => r.name === cls.NAME)
       return {
@@ -108,7 +110,7 @@ export class MethodService {
         is_primary: row?.isPrimary ?? false,
         is_setup: row !== undefined,
         requires_dispatch: this.props.registry.requiresDispatch(cls.NAME),
-        backup_codes_remaining: row === undefined ? 0 : counts.get(row.id) ?? 0,
+        backup_codes_remaining: row?.backupCodes ?? 0,
       }
     })
   }
@@ -192,7 +194,7 @@ export class MethodService {
       if (first) {
         const now = this.props.now()
         const ended = await new SessionRepository(tx.trx).revokeWithoutMfa(userId, now, sessionId ?? '')
-        for (const id of ended) await new RefreshTokenRepository(tx.trx).revokeFamily(id, now)
+        await new RefreshTokenRepository(tx.trx).revokeFamilies(ended, now)
       }
       return verdict
     })

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { createSigner, createVerifier, createDecoder } from 'fast-jwt'
+import { createSigner, createVerifier } from 'fast-jwt'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import { type Keyring, type KeySet, randomToken } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
-import { SessionRepository, type SessionRow } from '../repositories/sessions.js'
+import { SessionRepository, type SessionRow, type SessionUser } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
 import type { Repositories } from '../repositories/index.js'
 import type { ResolvedOptions } from '../options.js'
@@ -33,7 +33,22 @@ export interface AccessClaims {
 export type TokenSettings = ResolvedOptions['tokens']
 
 const TOKEN_USE = 'auth_kit_access'
-const decode = createDecoder({ complete: true })
+
+/**
+ * The JOSE header of a compact JWS (RFC 7515 section 7.1), or null: only to
+ * pick the key by `kid`; the verifier then checks the whole token. Decoding
+ * the payload here as well would do the verifier's work twice.
+ */
+function joseHeader (token: string): { kid?: unknown, alg?: unknown } | null {
+  const dot = token.indexOf('.')
+  if (dot <= 0) return null
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'))
+    return typeof header === 'object' && header !== null ? header : null
+  } catch {
+    return null
+  }
+}
 
 /**
  * Sessions and their tokens. A session is one refresh-token chain; access
@@ -61,14 +76,30 @@ export class TokenService {
   private readonly signer: (payload: Record<string, unknown>) => string
   private readonly verifiers = new Map<string, (token: string) => unknown>()
 
-  /** One verifier per key, made on first use. Expiry is checked against the plugin's clock, not here. */
+  /**
+   * One verifier per key, made on first use; it answers the header with the
+   * claims. Expiry is checked against the plugin's clock, not here.
+   */
   private verifierFor (key: KeySet): (token: string) => unknown {
     let verify = this.verifiers.get(key.id)
     if (verify === undefined) {
-      verify = createVerifier({ key: key.jwt, algorithms: ['HS256'], ignoreExpiration: true, ignoreNotBefore: true })
+      verify = createVerifier({ key: key.jwt, algorithms: ['HS256'], ignoreExpiration: true, ignoreNotBefore: true, complete: true })
       this.verifiers.set(key.id, verify)
     }
     return verify
+  }
+
+  /**
+   * Housekeeping, so the tables stay small without a job: the user's sessions
+   * that ended long enough ago that no token of theirs can come back, and the
+   * user's expired refresh tokens. Login step 1 runs it (every new session
+   * starts from one), outside the second step's transaction, which it would
+   * only lengthen; a rotation clears expired tokens itself.
+   */
+  async purgeDead (userId: string): Promise<void> {
+    const now = this.now
+    await this.sessions.purgeDead(userId, now - this.props.settings.refreshTokenExpiry * 1000)
+    await this.refreshTokens.purgeExpired(userId, now)
   }
 
   /**
@@ -82,7 +113,6 @@ export class TokenService {
       id: randomUUID(), userId: input.userId, amr: input.amr, authTime: input.authTime, setupOnly: false, deviceId: input.deviceId ?? null,
       createdAt: now, lastUsedAt: now, expiresAt: now + refreshTokenExpiry * 1000, revokedAt: null,
     }
-    await new SessionRepository(db).purgeDead(input.userId, now - refreshTokenExpiry * 1000)
     await new SessionRepository(db).insert(session)
     const refresh = await this.newRefreshToken(session, db)
     return { ...this.accessFor(session), ...refresh, sid: session.id }
@@ -117,7 +147,6 @@ export class TokenService {
     const refresh = randomToken(32)
     const expiresAt = now + this.props.settings.refreshTokenExpiry * 1000
     const tokens = new RefreshTokenRepository(db)
-    await tokens.purgeExpired(session.userId, now)
     await tokens.insert({ id: randomUUID(), familyId: session.id, userId: session.userId, tokenHash: this.props.keyring.hash(refresh), amr: session.amr, expiresAt, createdAt: now })
     return { refresh, refresh_expiration: new Date(expiresAt).toISOString() }
   }
@@ -125,10 +154,16 @@ export class TokenService {
   /** The claims of a validly signed, unexpired access token, or null. Ephemeral tokens are not JWTs and never pass. */
   verifyAccess (token: string): AccessClaims | null {
     try {
-      const { header } = decode(token) as { header: { kid?: string, alg?: string } }
-      const key = typeof header.kid === 'string' ? this.props.keyring.byId(header.kid) : undefined
-      if (key === undefined || header.alg !== 'HS256') return null
-      const claims = this.verifierFor(key)(token) as Record<string, unknown>
+      // With one key there is one verifier to ask; with several, the header's kid picks it.
+      const { keys } = this.props.keyring
+      let key: KeySet | undefined = keys[0]
+      if (keys.length > 1) {
+        const kid = joseHeader(token)?.kid
+        key = typeof kid === 'string' ? this.props.keyring.byId(kid) : undefined
+      }
+      if (key === undefined) return null
+      const { header, payload: claims } = this.verifierFor(key)(token) as { header: { kid?: unknown, alg?: unknown }, payload: Record<string, unknown> }
+      if (header.kid !== key.id || header.alg !== 'HS256') return null
       if (claims.token_use !== TOKEN_USE || typeof claims.sub !== 'string' || typeof claims.sid !== 'string' || typeof claims.exp !== 'number') return null
       if (claims.exp * 1000 <= this.now) return null
       const amr = Array.isArray(claims.amr) ? claims.amr.filter((x): x is string => typeof x === 'string') : []
@@ -141,7 +176,20 @@ export class TokenService {
 
   /** The live session an access token names, or null (revoked, expired, another user's). */
   async liveSession (claims: AccessClaims): Promise<SessionRow | null> {
-    const session = await this.sessions.find(claims.sid)
+    return this.live(claims, await this.sessions.find(claims.sid))
+  }
+
+  /**
+   * `liveSession` and, in the same read, the session's user from the built-in
+   * user table (without its password hash), or null when the table no longer
+   * has it. Only for the built-in user store.
+   */
+  async liveSessionWithUser (claims: AccessClaims): Promise<{ session: SessionRow | null, user: SessionUser | null }> {
+    const found = await this.sessions.findWithUser(claims.sid)
+    return { session: this.live(claims, found?.session), user: found?.user ?? null }
+  }
+
+  private live (claims: AccessClaims, session: SessionRow | undefined): SessionRow | null {
     if (session === undefined || session.userId !== claims.sub || session.revokedAt !== null || session.expiresAt <= this.now) return null
     return session
   }
@@ -154,10 +202,10 @@ export class TokenService {
    * ends the session for good.
    */
   async refresh (token: string, userExists: (userId: string) => Promise<boolean>): Promise<IssuedTokens & { userId: string }> {
-    const row = await this.refreshTokens.findByHashes(this.props.keyring.hashes(token))
+    const found = await this.refreshTokens.findByHashesWithSession(this.props.keyring.hashes(token))
     const now = this.now
-    if (row === undefined) throw new AuthKitErrors.InvalidRefreshToken()
-    const session = await this.sessions.find(row.familyId)
+    if (found === undefined) throw new AuthKitErrors.InvalidRefreshToken()
+    const { token: row, session } = found
     const live = session !== undefined && session.revokedAt === null && session.expiresAt > now
     if (row.revokedAt !== null) {
       // A spent token came back. Within the grace it is a second tab that
@@ -173,6 +221,7 @@ export class TokenService {
     const issued = await this.props.db.transaction().execute(async (trx) => {
       if (!(await new RefreshTokenRepository(trx).revoke(row.id, now))) return null
       await new SessionRepository(trx).touch(session.id, now, now + this.props.settings.refreshTokenExpiry * 1000)
+      await new RefreshTokenRepository(trx).purgeExpired(row.userId, now)
       return this.newRefreshToken(session, trx)
     })
     // Lost the race to a parallel refresh of the same token: refused, nothing revoked.
@@ -199,7 +248,7 @@ export class TokenService {
   async endSessionsOf (userId: string, keep?: string): Promise<string[]> {
     const now = this.now
     const ids = await this.sessions.revokeAllOf(userId, now, keep)
-    for (const id of ids) await this.refreshTokens.revokeFamily(id, now)
+    await this.refreshTokens.revokeFamilies(ids, now)
     return ids
   }
 }
