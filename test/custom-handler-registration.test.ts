@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import authKitMfa, { AppHandler, MfaHandler, type AuthKitOptions, type MfaHandlerClass } from '../src/index.js'
-import { SECRET, buildApp, get, manualClock, newUser, post, expectError, clockedApp } from './helpers/app.js'
+import { SECRET, buildApp, get, newUser, post, expectError } from './helpers/app.js'
 import { HardwareTokenHandler, recordingSmsHandler, smsApp } from './helpers/custom-handlers.js'
 
 /** Registration with these handlers; resolves to the app or rejects with the options error. */

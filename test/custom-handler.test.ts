@@ -24,7 +24,7 @@ t.test('MfaHandler: the attributes a subclass does not set have the contract def
   t.equal(ExplicitHandler.DISPLAY_NAME, 'Explicit Name', 'a DISPLAY_NAME of its own wins')
   t.equal(PhoneCallHandler.DISPLAY_NAME, 'PHONE CALL', 'and changes no other class')
 
-  const { app, clock } = await clockedApp(t, { mfa: { handlers: [AppHandler, PhoneCallHandler], totpInterval: 45, totpValidWindow: 2, emailCodeExpiry: 420 } })
+  const { app } = await clockedApp(t, { mfa: { handlers: [AppHandler, PhoneCallHandler], totpInterval: 45, totpValidWindow: 2, emailCodeExpiry: 420 } })
   const user = await newUser(app)
   t.equal((await post(app, '/mfa/', { method: 'phone_call' }, user.access)).status, 201)
   const handler = await app.authKit.handlerFor(user.id, 'phone_call')

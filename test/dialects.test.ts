@@ -1,5 +1,4 @@
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { AppHandler } from '../src/index.js'
 import { openDatabase } from '../src/db/connect.js'
 import { buildApp, get, manualClock, newUser, post, secretOf, totp, expectError } from './helpers/app.js'

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { expectError, newUser, post, totp } from './helpers/app.js'
-import { type SmtpMode, buildEmailApp, codeIn, emailMethodOf, deadPort, emailApp, onlyNewMail, startSmtp, userWithAppAndEmail, userWithEmail, startMailedLogin, codeMailedBy, appWithEmailUser } from './helpers/smtp.js'
+import { type SmtpMode, buildEmailApp, codeIn, emailMethodOf, deadPort, emailApp, onlyNewMail, startSmtp, userWithAppAndEmail, startMailedLogin, codeMailedBy, appWithEmailUser } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
@@ -70,7 +70,7 @@ t.test('a failed resend keeps the attempt and its code as they were', async (t) 
 })
 
 t.test('login step 1 with email as primary gives 503 when the code cannot be mailed, and works once it can', async (t) => {
-  const { app, clock, user } = await appWithEmailUser(t, mailbox)
+  const { app, user } = await appWithEmailUser(t, mailbox)
   mailbox.mode = 'reject-recipient'
   const refused = await post(app, '/login/', { username: user.username, password: user.password })
   isDeliveryFailed(t, refused)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { get, post, totp, userWithApp, expectError } from './helpers/app.js'
-import { emailApp, codeIn, onlyNewMail, recipientOf, startSmtp, userWithAppAndEmail, userWithEmail, startMailedLogin, codeMailedBy, appWithEmailUser } from './helpers/smtp.js'
+import { emailApp, codeIn, onlyNewMail, recipientOf, startSmtp, userWithAppAndEmail, startMailedLogin, codeMailedBy, appWithEmailUser } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
@@ -15,7 +15,7 @@ function claimsOf (access: string): Record<string, unknown> {
 }
 
 t.test('login with email as primary: step 1 mails a code, step 2 takes it', async (t) => {
-  const { app, clock, user } = await appWithEmailUser(t, mailbox)
+  const { app, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.equal(step1.status, 200)
@@ -31,7 +31,7 @@ t.test('login with email as primary: step 1 mails a code, step 2 takes it', asyn
 })
 
 t.test('a wrong code at login verify is 401 and the mailed one still works', async (t) => {
-  const { app, clock, user } = await appWithEmailUser(t, mailbox)
+  const { app, user } = await appWithEmailUser(t, mailbox)
   const { ephemeral_token: step1Token, code } = await startMailedLogin(app, mailbox, user)
   const wrong = await post(app, '/login/verify/', { ephemeral_token: step1Token, code: otherThan(code) })
   expectError(t, wrong, 401, 'AUTH_KIT_INVALID_CODE')
@@ -39,7 +39,7 @@ t.test('a wrong code at login verify is 401 and the mailed one still works', asy
 })
 
 t.test('the code of a login works once', async (t) => {
-  const { app, clock, user } = await appWithEmailUser(t, mailbox)
+  const { app, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
   const { ephemeral_token: firstToken, code } = await startMailedLogin(app, mailbox, user)
   t.equal((await post(app, '/login/verify/', { ephemeral_token: firstToken, code })).status, 200)
@@ -182,7 +182,7 @@ t.test('change-method from email to app mails nothing and the app code finishes 
 })
 
 t.test('a backup code of the email method finishes an email login', async (t) => {
-  const { app, clock, user } = await appWithEmailUser(t, mailbox)
+  const { app, user } = await appWithEmailUser(t, mailbox)
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: user.backupCodes[0] })).status, 200)
 })

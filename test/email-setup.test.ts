@@ -83,7 +83,7 @@ t.test('confirm takes no backup code', async (t) => {
 })
 
 t.test('a mailed code works once', async (t) => {
-  const { app, clock, user } = await appWithEmailUser(t, mailbox)
+  const { app, user } = await appWithEmailUser(t, mailbox)
   const code = await codeMailedBy(mailbox, async () => t.equal((await post(app, '/mfa/send/', { method: 'email' }, user.access)).status, 200))
   const first = await post(app, '/mfa/backup-codes/', { method: 'email', code }, user.access)
   t.equal(first.status, 200)

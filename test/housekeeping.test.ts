@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, manualClock, post, userWithApp, clockedApp } from './helpers/app.js'
+import { post, userWithApp, clockedApp } from './helpers/app.js'
 
 // Nothing the plugin stores outlives its use forever: expired login attempts and
 // refresh tokens are cleared per user when new ones are made, without a job.

@@ -6,7 +6,7 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import authKitMfa, { AppHandler, AuthKitErrors, EmailHandler, MfaHandler } from '../src/index.js'
 import { componentSchemas, loginRouteSchemas, methodRouteSchemas, LoginDone, LoginMfaStarted, LoginSetupRequired } from '../schemas/index.js'
-import { buildApp, manualClock, post, SECRET, userWithApp, clockedApp } from './helpers/app.js'
+import { buildApp, post, SECRET, userWithApp, clockedApp } from './helpers/app.js'
 
 /** A dispatching method of the host's own, to show the enum follows `mfa.handlers`. */
 class SmsHandler extends MfaHandler {

@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import authKitMfa, { type AuthKitOptions } from '../src/index.js'
-import { P, SECRET, buildApp, expectError, get, manualClock, newUser, post, totp, userWithApp, clockedApp } from './helpers/app.js'
+import { P, SECRET, expectError, get, manualClock, newUser, post, totp, userWithApp, clockedApp } from './helpers/app.js'
 import { isIso8601, jwtPayload, startLogin } from './helpers/flows.js'
 
 t.test('refresh tokens', async (t) => {

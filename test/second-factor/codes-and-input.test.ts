@@ -1,8 +1,7 @@
 import t from 'tap'
-import Fastify from 'fastify'
-import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
-import { SECRET, buildApp, storeOver, get, manualClock, newUser, post, secretOf, totp, expectError, confirmTotp, appOverStore, clockedApp } from '../helpers/app.js'
-import { buildEmailApp, codeIn, onlyNewMail, smtpTransport, startSmtp, FROM, codeMailedBy } from '../helpers/smtp.js'
+import { type AuthKitOptions } from '../../src/index.js'
+import { buildApp, get, newUser, post, secretOf, totp, expectError, confirmTotp, appOverStore, clockedApp } from '../helpers/app.js'
+import { buildEmailApp, smtpTransport, startSmtp, FROM, codeMailedBy } from '../helpers/smtp.js'
 import { createServer } from 'node:net'
 
 // Rules 3, 7 and 9, and issue 8's faults 3, 4, 5, 6, 8, 10 and 11.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, get, manualClock, newUser, post, secretOf, totp, expectError, clockedApp } from '../helpers/app.js'
+import { get, newUser, post, secretOf, totp, expectError, clockedApp } from '../helpers/app.js'
 import { jwtPayload } from '../helpers/flows.js'
 
 // SPEC section 3 "Methods", rule 1 and section 9 "Step-up": a token from a

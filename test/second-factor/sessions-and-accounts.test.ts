@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
-import { SECRET, buildApp, storeOver, get, manualClock, newUser, post, secretOf, totp, P, expectError, confirmTotp, appOverStore, clockedApp } from '../helpers/app.js'
+import authKitMfa from '../../src/index.js'
+import { SECRET, buildApp, get, manualClock, newUser, post, totp, P, expectError, confirmTotp, appOverStore, clockedApp } from '../helpers/app.js'
 import { jwtPayload } from '../helpers/flows.js'
 
 // Rule 12, `tokens.refreshReuseGrace`, SPEC section 9 "Sessions", and the

@@ -6,7 +6,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { AppHandler } from '../../src/index.js'
-import { buildApp, manualClock, post, get, totp, expectError } from '../helpers/app.js'
+import { manualClock, post, get, totp, expectError } from '../helpers/app.js'
 import { twoInstances } from '../helpers/security.js'
 import { userWithAppAndSms, loginToken, wrongCode } from '../helpers/flows.js'
 import { recordingSmsHandler } from '../helpers/custom-handlers.js'
