@@ -1,23 +1,23 @@
 /**
- * The demo: `npm start`, then open the Swagger UI it prints and try every step
- * of a two-step login by hand (register, log in, set up a method, log in with
- * a code). Mailed codes land in the development outbox page and texted codes
- * in the SMS outbox page, not in any inbox or phone and not in the log.
+ * The demo: `npm start`, then open the page or the Swagger UI it prints and
+ * try every step of a two-step login by hand (register, log in, set up a
+ * method, log in with a code). Mailed codes land in the development outbox
+ * page and texted codes in the SMS outbox page, not in any inbox or phone and
+ * not in the log. This file only runs it: the application is built by
+ * ./app.ts, which the page's browser test builds too.
  *
  * Data lives in examples/data/ (gitignored) and survives a restart, so an
- * authenticator app set up once keeps working. In an application outside this
- * repository, import from 'fastify-auth-kit' instead of '../src/index.js'.
+ * authenticator app set up once keeps working.
  */
-import Fastify, { LogController } from 'fastify'
+import { LogController } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import authKitMfa, { AppHandler, EmailHandler } from '../src/index.js'
-import { createDevOutbox } from './dev-outbox.js'
-import { SmsHandler, createSmsOutbox, DEMO_PHONE_NUMBER } from './sms-handler.js'
+import { buildDemo } from './app.js'
 
-const dataDir = fileURLToPath(new URL('./data/', import.meta.url))
+// DEMO_DATA_DIR moves the data (test/demo-log.test.ts runs the demo on a scratch directory).
+const dataDir = process.env.DEMO_DATA_DIR !== undefined ? `${process.env.DEMO_DATA_DIR.replace(/\/$/, '')}/` : fileURLToPath(new URL('./data/', import.meta.url))
 mkdirSync(dataDir, { recursive: true })
 
 /**
@@ -59,9 +59,16 @@ function readableLog (): Writable {
   })
 }
 
+const port = Number(process.env.PORT ?? 3000)
+
 // Fastify's own request logging writes two records per request, and a 4xx with
 // its stack: the demo writes one line per request instead, when it is answered.
-const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info', stream: readableLog() }, logController: new LogController({ disableRequestLogging: true }) })
+const { app, adminToken } = await buildDemo({
+  secret: demoSecret(),
+  database: `sqlite:${dataDir}demo.db`,
+  origins: [`http://localhost:${port}`],
+  fastify: { logger: { level: process.env.LOG_LEVEL ?? 'info', stream: readableLog() }, logController: new LogController({ disableRequestLogging: true }) },
+})
 // The error code of a 4xx, read from the answer, so the line says what went wrong.
 const errorCodes = new WeakMap<object, string>()
 app.addHook('onSend', async (request, reply, payload) => {
@@ -81,48 +88,12 @@ app.addHook('onResponse', async (request, reply) => {
   else request.log.info(line)
 })
 
-const mail = createDevOutbox()
-const texts = createSmsOutbox()
-
-await app.register(authKitMfa, {
-  secret: demoSecret(),
-  database: `sqlite:${dataDir}demo.db`,
-  registration: true,
-  email: { transport: mail.transport, from: 'Auth Kit Demo <no-reply@demo.invalid>' },
-  mfa: {
-    // The demo's users have no phone number of their own: texts go to a fictional one.
-    handlers: [AppHandler, EmailHandler, SmsHandler.withGateway(texts.gateway, { fallbackNumber: DEMO_PHONE_NUMBER })],
-    applicationName: 'Auth Kit Demo',
-  },
-})
-
-// Development pages that show sent codes: never in production.
-mail.register(app, '/dev/outbox')
-texts.register(app, '/dev/sms')
-
-// A route of the host's own, behind the plugin's authentication.
-app.get('/api/hello', { preHandler: app.authKit.authenticate, schema: { hide: true } }, async (request) => ({ hello: request.user.username }))
-// A sensitive action: a second factor checked within the last five minutes (step-up).
-app.post('/api/demo-action', { preHandler: app.authKit.requireMfa({ maxAge: 300 }), schema: { hide: true } }, async () => ({ done: true }))
-
-// Support staff's tools behind a guard of the host's own. The demo's guard is a
-// header with a token printed at startup; a real host checks its own admin role.
-const adminToken = randomBytes(16).toString('base64url')
-const adminOnly = async (request: { headers: Record<string, unknown> }) => {
-  if (request.headers['x-admin-token'] !== adminToken) throw Object.assign(new Error('Admins only.'), { statusCode: 403 })
-}
-app.get<{ Params: { id: string } }>('/admin/users/:id/methods', { preHandler: adminOnly, schema: { hide: true } }, async (request) => app.authKit.admin.listMethods(request.params.id))
-for (const action of ['resetMfa', 'unlock', 'revokeSessions'] as const) {
-  app.post<{ Params: { id: string } }>(`/admin/users/:id/${action}`, { preHandler: adminOnly, schema: { hide: true } }, async (request, reply) => {
-    await app.authKit.admin[action](request.params.id)
-    return reply.code(204).send()
-  })
-}
-app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/api/docs'))
-
-const port = Number(process.env.PORT ?? 3000)
-const base = `http://127.0.0.1:${port}`
+// Passkeys (WebAuthn) work only on the origin the demo was built for, and browsers
+// accept http:// for localhost alone: the demo is printed as localhost. It listens
+// on 127.0.0.1, which browsers and curl reach for localhost too.
+const base = `http://localhost:${port}`
 await app.listen({ port, host: '127.0.0.1' })
+app.log.info(`The page:          ${base}/`)
 app.log.info(`Swagger UI:        ${base}/api/docs`)
 app.log.info(`Mail outbox (dev): ${base}/dev/outbox`)
 app.log.info(`SMS outbox (dev):  ${base}/dev/sms`)

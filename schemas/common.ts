@@ -1,40 +1,10 @@
-import { Type, type StringOptions, type TSchema, type TString } from '@sinclair/typebox'
+import { Type, type Static, type StringOptions, type TObject, type TOptional, type TProperties, type TSchema, type TString, type TUnknown } from '@sinclair/typebox'
+import { ERROR_CODES, ERROR_STATUSES, type ErrorCode } from '../src/errors.js'
 
 /**
- * Every error code the plugin answers with, and the statuses it comes with
- * (SPEC section 4). A code with two statuses (AUTH_KIT_INVALID_CODE) is 401 at
- * login verify and 403 on the method routes and step-up.
+ * What a person sees in the documented examples: the words the routes really
+ * answer with (src/errors.ts; test/openapi.test.ts holds the two together).
  */
-export const ERROR_STATUSES = {
-  FST_ERR_VALIDATION: [400],
-  AUTH_KIT_SAME_METHOD: [400],
-  AUTH_KIT_METHOD_NOT_DISPATCHABLE: [400],
-  AUTH_KIT_INVALID_CREDENTIALS: [401],
-  AUTH_KIT_INVALID_EPHEMERAL_TOKEN: [401],
-  AUTH_KIT_INVALID_CODE: [401, 403],
-  AUTH_KIT_UNAUTHORIZED: [401],
-  AUTH_KIT_INVALID_REFRESH_TOKEN: [401],
-  AUTH_KIT_STEP_UP_REQUIRED: [401],
-  AUTH_KIT_MFA_SETUP_REQUIRED: [403],
-  AUTH_KIT_PRIMARY_METHOD_PROTECTED: [403],
-  AUTH_KIT_ACTIVE_METHOD_PROTECTED: [403],
-  AUTH_KIT_METHOD_NOT_FOUND: [404],
-  AUTH_KIT_METHOD_EXISTS: [409],
-  AUTH_KIT_METHOD_ALREADY_ACTIVE: [409],
-  AUTH_KIT_USERNAME_TAKEN: [409],
-  AUTH_KIT_NO_EMAIL_ADDRESS: [422],
-  AUTH_KIT_LOGIN_THROTTLED: [429],
-  AUTH_KIT_TOO_MANY_ATTEMPTS: [429],
-  AUTH_KIT_RESEND_TOO_SOON: [429],
-  AUTH_KIT_DELIVERY_FAILED: [503],
-} as const satisfies Record<string, readonly number[]>
-
-export type ErrorCode = keyof typeof ERROR_STATUSES
-
-/** Every error code the plugin answers with (SPEC section 4). */
-export const ERROR_CODES = Object.keys(ERROR_STATUSES) as ErrorCode[]
-
-/** What a person sees in the documented examples: the reason, in the words a client would show. */
 const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   FST_ERR_VALIDATION: 'body/code must be string',
   AUTH_KIT_SAME_METHOD: 'The login attempt already uses this method.',
@@ -44,8 +14,8 @@ const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   AUTH_KIT_INVALID_CODE: 'Invalid code.',
   AUTH_KIT_UNAUTHORIZED: 'Authentication required.',
   AUTH_KIT_INVALID_REFRESH_TOKEN: 'The refresh token is invalid, expired or revoked.',
-  AUTH_KIT_STEP_UP_REQUIRED: 'This needs a second factor: get a fresh access token from POST /login/step-up/.',
-  AUTH_KIT_MFA_SETUP_REQUIRED: 'Set up and confirm an MFA method first.',
+  AUTH_KIT_STEP_UP_REQUIRED: 'This needs a second factor checked at login: send a code to POST /login/step-up/ and retry with the new access token.',
+  AUTH_KIT_MFA_SETUP_REQUIRED: 'Set up a second factor first: this token only works on the MFA setup routes.',
   AUTH_KIT_PRIMARY_METHOD_PROTECTED: 'The primary method cannot be deactivated.',
   AUTH_KIT_ACTIVE_METHOD_PROTECTED: 'An active method cannot be deleted.',
   AUTH_KIT_METHOD_NOT_FOUND: 'Requested MFA method does not exist.',
@@ -53,7 +23,7 @@ const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   AUTH_KIT_METHOD_ALREADY_ACTIVE: 'This method is already active.',
   AUTH_KIT_USERNAME_TAKEN: 'That username or email is already registered.',
   AUTH_KIT_NO_EMAIL_ADDRESS: 'The account has no email address for this method.',
-  AUTH_KIT_LOGIN_THROTTLED: 'Too many wrong passwords from this client. Try again in 15 minutes.',
+  AUTH_KIT_LOGIN_THROTTLED: 'Too many wrong passwords from this address. Try again in 15 minutes.',
   AUTH_KIT_TOO_MANY_ATTEMPTS: 'Too many wrong codes. Try again in 15 minutes.',
   AUTH_KIT_RESEND_TOO_SOON: 'A code was sent moments ago. Try again in 30 seconds.',
   AUTH_KIT_DELIVERY_FAILED: 'The code could not be delivered. Try again later.',
@@ -92,7 +62,7 @@ export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 |
   for (const [key, codes] of Object.entries(byStatus)) {
     const status = Number(key)
     for (const code of codes) {
-      if (!(ERROR_STATUSES[code] as readonly number[]).includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
+      if (!ERROR_STATUSES[code].includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
     }
     const examples = Object.fromEntries(codes.map((code) => [code, { summary: code, value: errorExample(status, code) }]))
     // The envelope, narrowed to this status and these codes; the examples are
@@ -115,6 +85,11 @@ export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 |
  */
 export function namedResponse (schema: TSchema, description: string, example: unknown): TSchema {
   return Type.Unsafe({ allOf: [Type.Ref(schema)], description, examples: [example] })
+}
+
+/** A 204: no body. Typed as nothing, so a route answers it with a bare `send()`. */
+export function noContent (description: string) {
+  return Type.Unsafe<void>(Type.Null({ description }))
 }
 
 /**
@@ -154,6 +129,8 @@ export const PublicUser = Type.Object({
   description: 'The user store\'s public view. The built-in store gives id, username and email; a store of the host\'s own may add fields.',
   examples: [EXAMPLE_USER],
 })
+/** The user as the routes show it: what the user store's `toPublic` gives. */
+export type PublicUser = Static<typeof PublicUser>
 
 export const TokenPair = Type.Object({
   access: Type.String({ description: 'JWT access token: send it as `Authorization: Bearer <access>` (the Authorize button).' }),
@@ -166,6 +143,8 @@ export const TokenPair = Type.Object({
   description: 'A new access token and refresh token.',
   examples: [{ access: EXAMPLE_ACCESS, refresh: EXAMPLE_REFRESH, access_expiration: EXAMPLE_EXPIRATION, refresh_expiration: EXAMPLE_REFRESH_EXPIRATION }],
 })
+/** A new session's tokens: what a finished login and a refresh answer. */
+export type TokenPair = Static<typeof TokenPair>
 
 export const Detail = Type.Object({ detail: Type.String() }, { $id: 'AuthKitDetail', title: 'AuthKitDetail', description: 'Done; `detail` says what happened.' })
 
@@ -176,6 +155,58 @@ export const RefreshTokenInput = TextInput({ maxLength: 512, description: 'A ref
 export const DeviceTokenInput = TextInput({ maxLength: 256, description: 'The `device_token` a POST /login/verify/ with `remember_device: true` answered.' })
 /** The id of a session or a device, as GET /sessions/ and GET /devices/ list it. */
 export const RecordIdInput = TextInput({ maxLength: 128, description: 'An `id` from the list.' })
+
+/**
+ * The fields challenge–response methods (passkeys, SPEC section 10) add to
+ * the routes, as the configured handlers declare them; a field no handler
+ * declares is never added, so the document shows none of it.
+ */
+export interface ChallengeResponseFields {
+  /** `challenge` in the answers of login step 1, change-method and resend. */
+  challenge?: TSchema
+  /** `challenge` in the answer of `POST /mfa/send/`. */
+  sendChallenge?: TSchema
+  /** `credential` at login verify, step-up and the method routes that take a code. */
+  credential?: TSchema
+  /** `credential` at `POST /mfa/confirm/`. */
+  setupCredential?: TSchema
+}
+
+/**
+ * A request body that also takes `credential` where it takes the code
+ * `field`: one of the two when `required`, at most one otherwise, so a body
+ * with both is a 400 like any body that misses the schema.
+ */
+export function withCredential<P extends TProperties, F extends keyof P & string> (body: TObject<P>, credential: TSchema, field: F, required: boolean, note: string): WithCredential<P, F> {
+  const properties: Record<string, TSchema> = { ...body.properties }
+  properties[field] = Type.Optional(properties[field])
+  properties.credential = Type.Optional(Type.Unsafe({ ...credential, description: joined(note, credential.description) }))
+  const either = required
+    ? { oneOf: [{ required: [field] }, { required: ['credential'] }] }
+    : { not: { required: [field, 'credential'] } }
+  return Type.Object(properties, { additionalProperties: false, examples: body.examples, ...either }) as unknown as WithCredential<P, F>
+}
+
+/**
+ * The type of a body that takes `credential` beside its code `field`: both
+ * optional (the schema's `oneOf`/`not` says which may come), `credential`
+ * unknown (each challenge–response handler has its own shape).
+ */
+export type WithCredential<P extends TProperties, F extends keyof P & string> =
+  TObject<Omit<P, F | 'credential'> & { [K in F]: TOptional<P[K]> } & { credential: TOptional<TUnknown> }>
+
+/** The type of an answer that may carry a challenge–response method's `challenge` (its shape the handler's own). */
+export type WithChallenge<P extends TProperties> = TObject<Omit<P, 'challenge'> & { challenge: TOptional<TUnknown> }>
+
+/** An answer that may also carry the `challenge` of a challenge–response method. */
+export function withChallenge<P extends TProperties> (answer: TObject<P>, challenge: TSchema, note: string): WithChallenge<P> {
+  const { properties, required: _required, type: _type, ...options } = answer as TObject & Record<string, unknown>
+  return Type.Object({ ...properties, challenge: Type.Optional(Type.Unsafe({ ...challenge, description: joined(note, challenge.description) })) }, options) as unknown as WithChallenge<P>
+}
+
+function joined (...parts: unknown[]): string {
+  return parts.filter((part) => typeof part === 'string' && part !== '').join(' ')
+}
 
 /** The configured handlers' names: an unknown name is a 400 at validation. */
 export function methodNameSchema (names: string[]): TSchema {

@@ -1,7 +1,8 @@
-import { Type, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import {
-  CodeInput, Detail, DeviceTokenInput, EphemeralTokenInput, EXAMPLE_ACCESS, EXAMPLE_EXPIRATION, EXAMPLE_REFRESH,
-  EXAMPLE_REFRESH_EXPIRATION, EXAMPLE_USER, PublicUser, RecordIdInput, RefreshTokenInput, TextInput, TokenPair, errorResponses, namedResponse,
+  type ChallengeResponseFields, CodeInput, Detail, DeviceTokenInput, EphemeralTokenInput, EXAMPLE_ACCESS, EXAMPLE_EXPIRATION, EXAMPLE_REFRESH,
+  EXAMPLE_REFRESH_EXPIRATION, EXAMPLE_USER, PublicUser, RecordIdInput, RefreshTokenInput, TextInput, TokenPair, errorResponses, namedResponse, noContent,
+  type WithChallenge, withChallenge, withCredential,
 } from './common.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
@@ -33,6 +34,14 @@ export const LoginMfaStarted = Type.Object({
   description: 'The user has an active method: step 2 follows, at POST /login/verify/.',
   examples: [{ mfa_enabled: true, ephemeral_token: 'kP3vX9sQ2mT7bW1nR5yH8cJ4fL6dG0aE', method: 'app', methods: ['app', 'email'] }],
 })
+
+/** What a challenge–response method's `challenge` is for, in the answers of the login routes. */
+const LOGIN_CHALLENGE = 'Only when the attempt\'s method is a challenge–response one (a passkey): answer it and send the result as `credential` to POST /login/verify/.'
+
+/** `LoginMfaStarted` with the `challenge` a configured challenge–response method adds. */
+export function loginMfaStarted (challenge?: TSchema): typeof LoginMfaStarted {
+  return challenge === undefined ? LoginMfaStarted : withChallenge(LoginMfaStarted, challenge, LOGIN_CHALLENGE) as unknown as typeof LoginMfaStarted
+}
 
 export const LoginDone = Type.Composite([Type.Object({ mfa_enabled: Type.Literal(false) }), TokensWithUser], {
   $id: 'AuthKitLoginDone',
@@ -72,12 +81,16 @@ export const Device = Type.Object({
   current: Type.Boolean({ description: 'The device the asking session logged in from.' }),
 }, { $id: 'AuthKitDevice', title: 'AuthKitDevice', description: 'A remembered device: it skips the second step until it expires.' })
 
-export const loginSchemas = [LoginMfaStarted, LoginDone, LoginSetupRequired, Session, Device]
+/** The shared login schemas, `LoginMfaStarted` with the configured methods' `challenge`. */
+export function loginComponentSchemas (fields: ChallengeResponseFields = {}): TSchema[] {
+  return [loginMfaStarted(fields.challenge), LoginDone, LoginSetupRequired, Session, Device]
+}
+
+export const loginSchemas = loginComponentSchemas()
 
 const sessionExample = { id: '5d1f7c2a-9b3e-4a6d-8c0f-2e4b6a8c0d1e', created_at: '2026-11-30T08:55:00.000Z', last_used_at: '2026-11-30T09:00:00.000Z', expires_at: EXAMPLE_REFRESH_EXPIRATION, amr: ['pwd', 'mfa'], current: true }
 const deviceExample = { id: '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d', label: 'Chrome on Linux', created_at: '2026-11-30T08:55:00.000Z', last_used_at: '2026-11-30T08:55:00.000Z', expires_at: EXAMPLE_DEVICE_EXPIRATION, current: true }
 
-const noContent = (description: string) => Type.Null({ description })
 
 /** Route schemas of SPEC section 3, "Login", and the sessions and devices routes. */
 export const loginRouteSchemas = {
@@ -313,6 +326,57 @@ export const loginRouteSchemas = {
     },
   },
 } satisfies Record<string, Record<string, unknown>>
+
+/**
+ * The login route schemas for the configured methods: with a challenge–response
+ * method (a passkey), verify and step-up take `credential` instead of `code`,
+ * and change-method and resend may answer a `challenge` (SPEC section 10).
+ * Without one they are `loginRouteSchemas` exactly.
+ */
+export function loginRouteSchemasFor (fields: ChallengeResponseFields = {}) {
+  const { credential, challenge } = fields
+  const { verify, stepUp, changeMethod, resend } = loginRouteSchemas
+  return {
+    ...loginRouteSchemas,
+    verify: credential === undefined ? verify : {
+      ...verify,
+      description: `${verify.description} A passkey attempt sends \`credential\` instead of \`code\`: the answer to the attempt's \`challenge\` (a backup code still goes in \`code\`).`,
+      body: withCredential(verify.body, credential, 'code', true, 'Instead of `code`, for an attempt whose method answers challenges (a passkey).'),
+    },
+    stepUp: credential === undefined ? stepUp : {
+      ...stepUp,
+      description: `${stepUp.description} A passkey sends \`credential\` instead of \`code\`: the answer to the \`challenge\` of POST /mfa/send/.`,
+      body: withCredential(stepUp.body, credential, 'code', true, 'Instead of `code`, for a method that answers challenges (a passkey): the answer to the `challenge` of POST /mfa/send/.'),
+    },
+    changeMethod: challenge === undefined ? changeMethod : {
+      ...changeMethod,
+      response: { ...changeMethod.response, 200: withChallenge(changeMethod.response[200], challenge, LOGIN_CHALLENGE) },
+    },
+    resend: challenge === undefined ? resend : {
+      ...resend,
+      description: `${resend.description} For a passkey attempt, a new \`challenge\` replaces the attempt's.`,
+      response: { ...resend.response, 200: withChallenge(resend.response[200], challenge, 'Only for an attempt whose method answers challenges (a passkey): the new one, which replaces the attempt\'s.') },
+    },
+  }
+}
+/** The login routes as configured: with a challenge–response method, `credential` and `challenge` may come. */
+type LoginRoutes = ReturnType<typeof loginRouteSchemasFor>
+type LoginRouteAnswer<Route extends keyof LoginRoutes> = LoginRoutes[Route]['response'] extends { 200: infer Answer extends TSchema } ? Static<Answer> : never
+
+// What the services answer, read from the schemas the routes serialize with:
+// a schema change is a compile error in the service that no longer fits it.
+/** Step 1's answer when a second factor follows; `challenge` only for a challenge–response method (a passkey). */
+export type LoginMfaStarted = Static<WithChallenge<typeof LoginMfaStarted.properties>>
+export type LoginDone = Static<typeof LoginDone>
+export type LoginSetupRequired = Static<typeof LoginSetupRequired>
+/** What step 1 answers: `POST /login/` and `app.authKit.startLogin`. */
+export type LoginAnswer = LoginMfaStarted | LoginDone | LoginSetupRequired
+export type VerifyAnswer = LoginRouteAnswer<'verify'>
+export type StepUpAnswer = LoginRouteAnswer<'stepUp'>
+export type ChangeMethodAnswer = LoginRouteAnswer<'changeMethod'>
+export type ResendAnswer = LoginRouteAnswer<'resend'>
+export type Session = Static<typeof Session>
+export type Device = Static<typeof Device>
 
 export type DetailSchema = typeof Detail
 export type { TSchema }

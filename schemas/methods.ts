@@ -1,5 +1,6 @@
-import { Type, type TSchema } from '@sinclair/typebox'
-import { CodeInput, Detail, errorResponses, namedResponse } from './common.js'
+import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox'
+import { type ChallengeResponseFields, CodeInput, Detail, errorResponses, namedResponse, noContent, withChallenge, withCredential } from './common.js'
+import type { ErrorCode } from '../src/errors.js'
 
 const MethodName = Type.Unsafe<string>({ $ref: 'AuthKitMethodName#' })
 const strict = { additionalProperties: false }
@@ -16,6 +17,8 @@ export const MethodSummary = Type.Object({
   requires_dispatch: Type.Boolean({ description: 'The method sends codes (email, SMS); an authenticator app does not.' }),
   backup_codes_remaining: Type.Integer({ minimum: 0 }),
 }, { $id: 'AuthKitMethod', title: 'AuthKitMethod', description: 'A configured method and its state for the user.' })
+/** One entry of `GET /mfa/`. */
+export type MethodSummary = Static<typeof MethodSummary>
 
 export const BackupCodes = Type.Array(Type.String(), {
   description: 'Shown once: groups of four Crockford base32 characters joined by "-". Each works once. Keep them somewhere safe.',
@@ -28,6 +31,21 @@ const EXAMPLE_SETUP_DATA: Record<string, unknown> = {
   app: { qr_link: EXAMPLE_QR_LINK, qr_code: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=' },
 }
 
+/**
+ * The errors of a change to an active method that one of its codes allows
+ * (primary, backup codes, deactivate, delete); `refusals`: the route's own 403s,
+ * given before the code is looked at.
+ */
+function codeCheckedChangeErrors (...refusals: ErrorCode[]): Record<number, TSchema> {
+  return errorResponses({
+    400: ['FST_ERR_VALIDATION'],
+    401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
+    403: [...refusals, 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
+    404: ['AUTH_KIT_METHOD_NOT_FOUND'],
+    429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
+  })
+}
+
 /** What a handler's setup shape most likely answers, for the documented example. */
 function setupExample (name: string, schema: TSchema): unknown {
   if (Array.isArray(schema.examples) && schema.examples.length > 0) return schema.examples[0]
@@ -37,11 +55,13 @@ function setupExample (name: string, schema: TSchema): unknown {
 }
 
 /** The create response around one shape of `setup_data`. */
-export function createdMethod (setupData: TSchema): TSchema {
+export function createdMethod<SetupData extends TSchema> (setupData: SetupData) {
   return Type.Object({ method: Type.String(), backup_codes: BackupCodes, setup_data: setupData })
 }
+/** What `POST /mfa/` answers; `setup_data` is the handler's own shape. */
+export type CreatedMethod = Static<ReturnType<typeof createdMethod<TSchema>>>
 
-export interface MethodRouteOptions {
+export interface MethodRouteOptions extends ChallengeResponseFields {
   /** The configured handlers: their setup shapes make `setup_data`. */
   setupSchemas: Array<{ name: string, schema: TSchema }>
   deleteActiveMethodRequireCode: boolean
@@ -50,9 +70,49 @@ export interface MethodRouteOptions {
 
 export type MethodRouteName = 'list' | 'create' | 'qr' | 'confirm' | 'primary' | 'deactivate' | 'delete' | 'send' | 'backupCodes'
 
-/** Route schemas of SPEC section 3, "Methods", for the configured handlers. */
+/** What a method route's `credential` is, when a configured method answers challenges (SPEC section 10). */
+const METHOD_CREDENTIAL = 'Instead of the code, for a method that answers challenges (a passkey): the answer to the `challenge` of POST /mfa/send/.'
+
+/**
+ * Route schemas of SPEC section 3, "Methods", for the configured handlers.
+ * With a challenge–response method (a passkey), the routes that take a code
+ * take `credential` instead, and send may answer a `challenge`.
+ */
 export function methodRouteSchemas (o: MethodRouteOptions) {
-  const setupVariants = o.setupSchemas.map(({ name, schema }) => ({ ...schema, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }))
+  const schemas = codeMethodRouteSchemas(o)
+  const { credential, setupCredential, sendChallenge } = o
+  // The static types stay those of the code-only bodies (what the typed client
+  // is built from); `credential` is typed by the passkey schemas (schemas/passkey.ts).
+  type Body<K extends keyof typeof schemas> = (typeof schemas)[K] extends { body: infer B } ? B : never
+  if (setupCredential !== undefined) {
+    schemas.confirm.body = withCredential(schemas.confirm.body, setupCredential, 'code', true,
+      'Instead of `code`, for a method that answers challenges (a passkey): the answer to `setup_data.options` of POST /mfa/.') as unknown as Body<'confirm'>
+  }
+  if (credential !== undefined) {
+    schemas.primary.body = withCredential(schemas.primary.body, credential, 'primary_code', o.updatePrimaryMethodRequirePrimaryCode,
+      'Instead of `primary_code`, when the current primary answers challenges (a passkey): the answer to the `challenge` of POST /mfa/send/ for it.') as unknown as Body<'primary'>
+    schemas.deactivate.body = withCredential(schemas.deactivate.body, credential, 'code', true, METHOD_CREDENTIAL) as unknown as Body<'deactivate'>
+    schemas.delete.body = withCredential(schemas.delete.body, credential, 'code', false, METHOD_CREDENTIAL) as unknown as Body<'delete'>
+    schemas.backupCodes.body = withCredential(schemas.backupCodes.body, credential, 'code', true, METHOD_CREDENTIAL) as unknown as Body<'backupCodes'>
+  }
+  if (sendChallenge !== undefined) {
+    schemas.send.description += ' A passkey is sent no code: the answer carries a `challenge` instead.'
+    schemas.send.response = {
+      ...schemas.send.response,
+      200: withChallenge(Type.Object({ detail: Type.String() }, { description: 'A code is on its way, or (a passkey) a challenge to answer.', examples: [{ detail: 'MFA code sent.' }] }),
+        sendChallenge, 'Only for a method that answers challenges (a passkey).'),
+    }
+  }
+  return schemas
+}
+
+/** The method route schemas of methods that take codes. */
+function codeMethodRouteSchemas (o: MethodRouteOptions) {
+  // A variant inside oneOf keeps no `examples` (OpenAPI 3.0 has no such schema keyword); the create answer's examples show them.
+  const setupVariants = o.setupSchemas.map(({ name, schema }) => {
+    const { examples: _examples, ...variant } = schema
+    return { ...variant, title: schema.title ?? `${name} setup data`, description: schema.description ?? `setup_data of the "${name}" method.` }
+  })
   const names = o.setupSchemas.map(({ name }) => name)
   const createExamples = Object.fromEntries(o.setupSchemas.flatMap(({ name, schema }) => {
     const setupData = setupExample(name, schema)
@@ -170,17 +230,12 @@ export function methodRouteSchemas (o: MethodRouteOptions) {
         + gated,
       body: Type.Object({
         method: MethodName,
-        primary_code: o.updatePrimaryMethodRequirePrimaryCode ? CodeInput : Type.Optional(CodeInput),
+        // Required or not by an option: typed as optional, which it may be.
+        primary_code: (o.updatePrimaryMethodRequirePrimaryCode ? CodeInput : Type.Optional(CodeInput)) as TOptional<typeof CodeInput>,
       }, { ...strict, examples: [{ method: example, primary_code: '123456' }] }),
       response: {
         200: namedResponse(Detail, 'The method is the primary.', { detail: 'Updated primary MFA method.' }),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        ...codeCheckedChangeErrors(),
       },
     },
     backupCodes: {
@@ -191,13 +246,7 @@ export function methodRouteSchemas (o: MethodRouteOptions) {
       body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: example, code: '123456' }] }),
       response: {
         200: Type.Object({ backup_codes: BackupCodes }, { description: 'The new backup codes, shown once.', examples: [{ backup_codes: EXAMPLE_BACKUP_CODES }] }),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        ...codeCheckedChangeErrors(),
       },
     },
     deactivate: {
@@ -208,13 +257,7 @@ export function methodRouteSchemas (o: MethodRouteOptions) {
       body: Type.Object({ method: MethodName, code: CodeInput }, { ...strict, examples: [{ method: names.includes('email') ? 'email' : example, code: '123456' }] }),
       response: {
         200: namedResponse(Detail, 'The method is inactive.', { detail: 'Deactivated MFA method.' }),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        ...codeCheckedChangeErrors('AUTH_KIT_PRIMARY_METHOD_PROTECTED'),
       },
     },
     delete: {
@@ -226,17 +269,15 @@ export function methodRouteSchemas (o: MethodRouteOptions) {
         + `Deleting the primary promotes the active method created first. Remembered devices are forgotten. ${gated}`,
       body: Type.Object({ method: MethodName, code: Type.Optional(CodeInput) }, { ...strict, examples: [{ method: example, code: '123456' }] }),
       response: {
-        204: Type.Null({ description: 'Deleted.' }),
-        ...errorResponses({
-          400: ['FST_ERR_VALIDATION'],
-          401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
-          403: ['AUTH_KIT_ACTIVE_METHOD_PROTECTED', 'AUTH_KIT_PRIMARY_METHOD_PROTECTED', 'AUTH_KIT_INVALID_CODE', 'AUTH_KIT_MFA_SETUP_REQUIRED'],
-          404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-          429: ['AUTH_KIT_TOO_MANY_ATTEMPTS'],
-        }),
+        204: noContent('Deleted.'),
+        ...codeCheckedChangeErrors('AUTH_KIT_ACTIVE_METHOD_PROTECTED', 'AUTH_KIT_PRIMARY_METHOD_PROTECTED'),
       },
     },
   } satisfies Record<MethodRouteName, Record<string, unknown>>
 }
 
 export const methodSchemas = [MethodSummary]
+
+type MethodRoutes = ReturnType<typeof methodRouteSchemas>
+/** What `POST /mfa/confirm/` answers: after a setup-only login, a full session's tokens too. */
+export type ConfirmAnswer = Static<MethodRoutes['confirm']['response'][200]>

@@ -1,23 +1,16 @@
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from './db/types.js'
-import { Keyring } from './crypto.js'
-import type { ResolvedOptions } from './options.js'
-import { HandlerRegistry } from './handlers/registry.js'
 import type { MfaHandler, MfaHandlerClass } from './handlers/base.js'
-import { Mailer } from './mail.js'
-import { BuiltInUserStore, withoutPasswordHash, type AuthKitUser, type UserStore } from './users.js'
-import { EventBus, type RequestContext } from './services/events.js'
-import { AMR_MFA, TokenService } from './services/tokens.js'
-import { LockoutService } from './services/lockout.js'
-import { CodeService } from './services/codes.js'
-import { MethodService, type MethodSummary } from './services/methods.js'
-import { LoginService, type LoginResult } from './services/login.js'
-import { LoginThrottleService } from './services/login-throttle.js'
-import { AccountService } from './services/account.js'
-import { Notifier } from './services/notifications.js'
-import { MethodRepository } from './repositories/methods.js'
+import { withoutPasswordHash, type AuthKitUser, type UserStore } from './users.js'
+import type { RequestContext } from './services/events.js'
+import { AMR_MFA, type TokenService } from './services/tokens.js'
+import type { MethodService } from './services/methods.js'
+import type { AccountService } from './services/account.js'
 import type { SessionRow } from './repositories/sessions.js'
+import type { MethodSummary } from '../schemas/methods.js'
+import type { LoginAnswer } from '../schemas/login.js'
+import type { AuthKitParts } from './compose.js'
 import { AuthKitErrors } from './errors.js'
 
 /** Where a request came from, for the events and device labels it causes. */
@@ -40,48 +33,34 @@ function stepUpRequired (reply: FastifyReply, maxAge?: number): Error {
   return Object.assign(err, { wwwAuthenticate: challenge })
 }
 
-/**
- * One plugin instance's parts, each built once at registration and handed
- * only what it uses: the handler map, the services that own the rules of
- * SPEC section 5, and the preHandlers the routes and the host share.
- */
-export class AuthKitCore {
-  readonly registry: HandlerRegistry
-  readonly users: UserStore<any>
-  readonly events: EventBus
-  readonly tokens: TokenService
-  readonly methods: MethodService
-  readonly login: LoginService
-  readonly account: AccountService
-  readonly mailer: Mailer | null
-  /** The users live in the plugin's own table, so `authenticate` reads a session and its user in one query. */
-  private readonly builtInUsers: boolean
+/** What the request guards read. */
+export interface AuthKitGuardsProps {
+  tokens: TokenService
+  users: UserStore<any>
+  account: AccountService
+  methods: MethodService
+  /** Seconds: the default `maxAge` of `requireMfa()` (`mfa.stepUpMaxAge`). */
+  stepUpMaxAge: number
+  /** The users live in the plugin's own table, so `authenticateAny` reads a session and its user in one query. */
+  builtInUsers: boolean
+  now: () => number
+}
 
-  constructor (readonly db: Kysely<Database>, readonly options: ResolvedOptions, log: FastifyBaseLogger) {
-    const { mfa, now } = options
-    const keyring = new Keyring(options.secrets)
-    this.registry = new HandlerRegistry(mfa.handlers, mfa)
-    this.users = options.users ?? new BuiltInUserStore(db, now)
-    this.builtInUsers = options.users === undefined
-    this.mailer = options.email !== undefined ? new Mailer(options.email) : null
-    this.events = new EventBus(options.onEvent, log, now)
-    this.tokens = new TokenService({ db, keyring, settings: options.tokens, now })
-    const lockout = new LockoutService({ settings: mfa, now })
-    const codes = new CodeService({ db, keyring, settings: mfa, users: this.users, mailer: this.mailer, now })
-    this.methods = new MethodService({ db, registry: this.registry, codes, lockout, events: this.events, policies: mfa, now })
-    this.login = new LoginService({
-      db, keyring, users: this.users, registry: this.registry, codes, methods: this.methods, tokens: this.tokens, events: this.events, now,
-      throttle: new LoginThrottleService(db, keyring, this.users, options.login, this.events, now),
-      onUserGone: async (userId) => this.account.forgetGoneUser(userId),
-      settings: { mfaEnabled: mfa.enabled, ephemeralTokenExpiry: mfa.ephemeralTokenExpiry, maxAttemptsPerToken: mfa.maxAttemptsPerToken, required: mfa.required, trustedDeviceDays: mfa.trustedDeviceDays },
-    })
-    this.account = new AccountService({ db, tokens: this.tokens, methods: this.methods, events: this.events, now })
-    if (options.notifications && this.mailer !== null) {
-      new Notifier({
-        mailer: this.mailer, users: this.users, applicationName: mfa.applicationName, template: options.email?.notificationTemplate,
-        displayName: (name) => (this.registry.get(name) === undefined ? undefined : this.registry.displayName(name)),
-      }).attach(this.events)
-    }
+/**
+ * The preHandlers the routes and the host share: who is asking
+ * (`authenticateAny`, `authenticate`), how fresh their second factor must be
+ * (`requireMfa`), and rule 1's gate on changes (`requireSecondFactorForChanges`).
+ * Each is a bound function, so it can be handed to a route as it is.
+ */
+export class AuthKitGuards {
+  private readonly tokens: TokenService
+  private readonly users: UserStore<any>
+  private readonly account: AccountService
+
+  constructor (private readonly props: AuthKitGuardsProps) {
+    this.tokens = props.tokens
+    this.users = props.users
+    this.account = props.account
   }
 
   /**
@@ -98,7 +77,7 @@ export class AuthKitCore {
     let session: SessionRow | null
     let user: AuthKitUser | null | undefined
     try {
-      if (this.builtInUsers) {
+      if (this.props.builtInUsers) {
         // One read; the user comes without its password hash (rule 7), so there is nothing to copy it out of.
         ({ session, user } = await this.tokens.liveSessionWithUser(claims))
       } else {
@@ -131,14 +110,14 @@ export class AuthKitCore {
    * `AUTH_KIT_STEP_UP_REQUIRED` with the RFC 9470 `WWW-Authenticate` challenge.
    */
   requireMfa (options: { maxAge?: number | null } = {}): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
-    const maxAge = options.maxAge === undefined ? this.options.mfa.stepUpMaxAge : options.maxAge
+    const maxAge = options.maxAge === undefined ? this.props.stepUpMaxAge : options.maxAge
     if (maxAge !== null && (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0)) {
       throw new TypeError(`fastify-auth-kit: requireMfa({ maxAge }) takes whole seconds or null (got ${String(maxAge)})`)
     }
     const guard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
       await this.authenticate(request, reply)
       const session = request.authKitSession!
-      const fresh = maxAge === null || this.options.now() - session.authTime <= maxAge * 1000
+      const fresh = maxAge === null || this.props.now() - session.authTime <= maxAge * 1000
       if (!session.amr.includes(AMR_MFA) || !fresh) throw stepUpRequired(reply, maxAge ?? undefined)
     }
     this.stepUpGuards.add(guard)
@@ -156,25 +135,10 @@ export class AuthKitCore {
    * Rule 1's gate on the method routes: once the user has an active method,
    * a token without `mfa` in `amr` gets 401 `AUTH_KIT_STEP_UP_REQUIRED`.
    */
-  async requireSecondFactorForChanges (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  readonly requireSecondFactorForChanges = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const session = request.authKitSession!
     if (session.amr.includes(AMR_MFA)) return
-    if ((await this.methods.activeMethods(String(request.user.id))).length > 0) throw stepUpRequired(reply)
-  }
-
-  /** Step 1 for a user the host authenticated its own way: exactly what `POST /login/` answers. */
-  async startLogin (request: FastifyRequest, user: AuthKitUser, options: { deviceToken?: string } = {}): Promise<LoginResult> {
-    if (user === null || typeof user !== 'object' || user.id === undefined || user.id === null) throw new TypeError('fastify-auth-kit: startLogin(request, user) needs the record the user store returns')
-    return this.login.start(requestContext(request), user, options.deviceToken)
-  }
-
-  /** A handler instance for a user's method, as the routes use it. Throws 404 `AUTH_KIT_METHOD_NOT_FOUND` if the user has no such method. */
-  async handlerFor (userId: string, method: string): Promise<MfaHandler> {
-    const user = await this.users.findById(userId)
-    if (user === null || user === undefined) throw new Error(`fastify-auth-kit: no user ${userId}`)
-    const row = await new MethodRepository(this.db).find(String(user.id), method)
-    if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-    return this.methods.handlerFor(withoutPasswordHash(user as AuthKitUser), row)
+    if ((await this.props.methods.activeMethods(String(request.user.id))).length > 0) throw stepUpRequired(reply)
   }
 }
 
@@ -194,36 +158,69 @@ export interface AuthKitAdmin {
 export interface AuthKitDecorator {
   /** This instance's method handlers: `list()` names in order, `get(name)` the class. */
   handlers: { list (): string[], get (name: string): MfaHandlerClass | undefined }
-  /** preHandler for the host's routes: puts the user on `request.user`, or 401 (403 for a setup-only token). */
+  /**
+   * preHandler for the host's routes: puts the store's record (without a
+   * password hash) on `request.user` and the token's session on
+   * `request.authKitSession`. Throws 401 `AUTH_KIT_UNAUTHORIZED` (missing, bad
+   * or expired token, ended session, user gone) and 403
+   * `AUTH_KIT_MFA_SETUP_REQUIRED` for a setup-only token.
+   */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-  /** preHandler that also wants a second factor no older than `maxAge` seconds (SPEC section 9). */
+  /**
+   * A preHandler that authenticates and also wants a second factor checked at
+   * most `maxAge` seconds ago (default `mfa.stepUpMaxAge`; null: any age), else
+   * 401 `AUTH_KIT_STEP_UP_REQUIRED` with an RFC 9470 `WWW-Authenticate`
+   * challenge (SPEC section 9). Throws `TypeError` at once for a `maxAge` that
+   * is not whole seconds or null.
+   */
   requireMfa: (options?: { maxAge?: number | null }) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-  /** Step 1 for a user the host authenticated its own way (social login, magic link): what `POST /login/` answers. */
-  startLogin: (request: FastifyRequest, user: AuthKitUser, options?: { deviceToken?: string }) => Promise<LoginResult>
+  /**
+   * Step 1 for a user the host authenticated its own way (social login, magic
+   * link): exactly what `POST /login/` answers for that user, `deviceToken`
+   * as its `device_token`. Throws `TypeError` for anything but a store record
+   * with an `id`, and the errors of step 1 (422 `AUTH_KIT_NO_EMAIL_ADDRESS`,
+   * 503 `AUTH_KIT_DELIVERY_FAILED`) when the primary method sends a code.
+   */
+  startLogin: (request: FastifyRequest, user: AuthKitUser, options?: { deviceToken?: string }) => Promise<LoginAnswer>
   admin: AuthKitAdmin
   /** The Kysely instance in use (the host's, if it passed one). */
   db: Kysely<Database>
+  /** The user store in use: the host's `users`, or the built-in one. */
   users: UserStore<any>
-  /** A bound handler for one user's method (for tests of a custom handler). */
+  /**
+   * A handler instance for one user's method, bound to this plugin (for tests
+   * of a custom handler). Throws 404 `AUTH_KIT_METHOD_NOT_FOUND` if the user
+   * has no method `method` (set up or not), and `Error` if the store returns
+   * no user `userId` or this instance has no handler named `method`.
+   */
   handlerFor (userId: string, method: string): Promise<MfaHandler>
 }
 
-export function decoratorOf (core: AuthKitCore): AuthKitDecorator {
-  const { account } = core
+/** `app.authKit`: the guards, the admin tools and step 1 for the host's own ways in, over one instance's parts. */
+export function decoratorOf ({ db, registry, users, login, account, methods, repositories, guards }: AuthKitParts): AuthKitDecorator {
   return {
-    handlers: { list: () => core.registry.list(), get: (name: string) => core.registry.get(name) },
-    authenticate: core.authenticate,
-    requireMfa: (options) => core.requireMfa(options),
-    startLogin: async (request, user, options) => core.startLogin(request, user, options),
+    handlers: { list: () => registry.list(), get: (name: string) => registry.get(name) },
+    authenticate: guards.authenticate,
+    requireMfa: (options) => guards.requireMfa(options),
+    startLogin: async (request, user, options = {}) => {
+      if (user === null || typeof user !== 'object' || user.id === undefined || user.id === null) throw new TypeError('fastify-auth-kit: startLogin(request, user) needs the record the user store returns')
+      return login.start(requestContext(request), user, options.deviceToken)
+    },
     admin: {
       listMethods: async (userId) => account.listMethods(String(userId)),
       resetMfa: async (userId) => account.resetMfa(String(userId)),
       unlock: async (userId) => account.unlock(String(userId)),
       revokeSessions: async (userId) => account.revokeSessions(String(userId)),
     },
-    db: core.db,
-    users: core.users,
-    handlerFor: async (userId, method) => core.handlerFor(userId, method),
+    db,
+    users,
+    handlerFor: async (userId, method) => {
+      const user = await users.findById(userId)
+      if (user === null || user === undefined) throw new Error(`fastify-auth-kit: no user ${userId}`)
+      const row = await repositories.methods.find(String(user.id), method)
+      if (row === undefined) throw new AuthKitErrors.MethodNotFound()
+      return methods.handlerFor(withoutPasswordHash(user as AuthKitUser), row)
+    },
   }
 }
 

@@ -62,7 +62,7 @@ export function documentDescription (options: Pick<ResolvedOptions, 'prefix' | '
   const setUp = hasApp
     ? [
         `4. **Set up the authenticator app.** \`POST ${p}/mfa/\` with \`{"method": "app"}\`. Keep the \`backup_codes\`: they are shown only here, and each one logs you in once if the phone is lost.`,
-        `5. **See the QR code.** \`GET ${p}/mfa/qr/\` with \`method\` = \`app\`: the answer is the QR code as an SVG image (Swagger UI shows its markup; to see the picture, paste the \`qr_code\` of the previous answer, a \`data:\` URL, into the browser's address bar). Scan it with an authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …). `
+        `5. **See the QR code.** \`GET ${p}/mfa/qr/\` with \`method\` = \`app\`: the answer is the QR code, an SVG image, and this page shows it as a picture under **Response body**. Scan it with an authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …). `
           + '(The `qr_link` of the previous answer holds the same secret, for apps that take a link or a typed key.)',
         `6. **Confirm.** \`POST ${p}/mfa/confirm/\` with \`{"method": "app", "code": "<the 6 digits the app shows>"}\`. The method is now active and primary.`,
       ]
@@ -87,4 +87,64 @@ export function documentDescription (options: Pick<ResolvedOptions, 'prefix' | '
       + `\`POST ${p}/login/step-up/\` with a code gives a fresh \`access\` token of the same session.`,
   ]
   return [intro, '', '## A first session', '', ...oneStep, ...setUp, ...twoSteps, '', ...notes].join('\n')
+}
+
+/**
+ * A Swagger UI plugin, served as a script file beside the UI (so the page's
+ * Content-Security-Policy keeps `script-src 'self'`, no inline script): it
+ * shows an `image/svg+xml` answer, the QR code of `GET /mfa/qr/`, as a
+ * picture. Swagger UI 5 on its own shows such an answer as XML text.
+ *
+ * @fastify/swagger-ui builds its configuration inside `window.onload` and can
+ * serialise no plugin of ours into it, while a `theme.js` file runs before
+ * `onload`: so the script wraps `SwaggerUIBundle`, adding the plugin to
+ * whatever configuration the page passes. The picture is a `data:` URL of the
+ * answer (the CSP's `img-src` allows `data:`); being an `<img>`, any script in
+ * an SVG would not run.
+ */
+const SVG_ANSWER_SCRIPT = `// fastify-auth-kit: Swagger UI shows an image/svg+xml answer as a picture.
+(function () {
+  'use strict'
+  var bundle = window.SwaggerUIBundle
+  if (typeof bundle !== 'function') return
+  function SvgAnswerAsPicture (system) {
+    var React = system.React
+    return {
+      wrapComponents: {
+        responseBody: function (Original) {
+          return function ResponseBodyWithPicture (props) {
+            var type = String(props.contentType || '')
+            if (!/^image\\/svg\\+xml\\b/i.test(type) || typeof props.content !== 'string' || props.content === '') {
+              return React.createElement(Original, props)
+            }
+            return React.createElement('div', null,
+              React.createElement('h5', null, 'Response body'),
+              React.createElement('img', {
+                className: 'auth-kit-svg-answer',
+                alt: 'The answer, an SVG image',
+                src: 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(props.content)
+              }))
+          }
+        }
+      }
+    }
+  }
+  function SwaggerUIBundleWithPictures (config) {
+    var plugins = (config && config.plugins) || []
+    return bundle(Object.assign({}, config, { plugins: plugins.concat([SvgAnswerAsPicture]) }))
+  }
+  Object.assign(SwaggerUIBundleWithPictures, bundle)
+  window.SwaggerUIBundle = SwaggerUIBundleWithPictures
+})()
+`
+
+/** The size of the picture: a QR code's SVG has a viewBox and no size of its own. */
+const SVG_ANSWER_STYLE = `.swagger-ui img.auth-kit-svg-answer { display: block; width: 240px; height: 240px; background: #fff; }
+`
+
+/** @fastify/swagger-ui's `theme` option: the files above, served under `<routePrefix>/static/theme/`. */
+export const SWAGGER_UI_THEME = {
+  title: 'fastify-auth-kit API',
+  js: [{ filename: 'auth-kit-svg-answers.js', content: SVG_ANSWER_SCRIPT }],
+  css: [{ filename: 'auth-kit-svg-answers.css', content: SVG_ANSWER_STYLE }],
 }

@@ -1,8 +1,12 @@
 export { authKitMfa, authKitMfa as default, type AuthKitUserRecord, type AuthKitRequestFields } from './plugin.js'
 export type { AuthKitOptions } from './options.js'
-export { MfaHandler, type MfaHandlerClass, type MethodState, type HandlerSettings } from './handlers/base.js'
+export {
+  MfaHandler, type MfaHandlerClass, type MethodState, type HandlerSettings,
+  type ChallengeScope, type Dispatch, type FactorResponse, type StoredCredential, type WebAuthnSettings,
+} from './handlers/base.js'
 export { AppHandler } from './handlers/app.js'
 export { EmailHandler } from './handlers/email.js'
+export { PasskeyHandler } from './handlers/passkey.js'
 export type { AuthKitDecorator } from './core.js'
 export type { UserStore, AuthKitUser, BuiltInUser } from './users.js'
 export type { AuthKitEvent, AuthKitEventType } from './services/events.js'

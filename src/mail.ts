@@ -35,9 +35,6 @@ export interface EmailOptions {
   timeout?: number
 }
 
-/** Default of `email.timeout`, in seconds. */
-export const DEFAULT_DELIVERY_TIMEOUT = 10
-
 /**
  * The address itself if it is one plain mailbox (`local@domain`), else null.
  * Rule 7: CR, LF, commas, semicolons, angle brackets, quotes and group syntax
@@ -82,8 +79,8 @@ export class Mailer {
   private readonly owned: boolean
   /** Milliseconds one delivery may take. */
   readonly timeoutMs: number
-  constructor (private readonly options: Required<Pick<EmailOptions, 'from'>> & EmailOptions) {
-    this.timeoutMs = (options.timeout ?? DEFAULT_DELIVERY_TIMEOUT) * 1000
+  constructor (private readonly options: EmailOptions & Required<Pick<EmailOptions, 'from' | 'timeout'>>) {
+    this.timeoutMs = options.timeout * 1000
     const transport = options.transport
     if (transport !== undefined && typeof transport === 'object' && typeof (transport as Transporter).sendMail === 'function') {
       this.transporter = transport as Transporter

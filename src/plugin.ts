@@ -4,15 +4,16 @@ import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { STATUS_CODES } from 'node:http'
-import { ERROR_CODES } from '../schemas/common.js'
+import { ERROR_CODES } from './errors.js'
 
 const DOCUMENTED_CODES = new Set<string>(ERROR_CODES)
-import { resolveOptions, type AuthKitOptions } from './options.js'
+import { resolveOptions, type AuthKitOptions, type ResolvedOptions } from './options.js'
 import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
-import { AuthKitCore, decoratorOf, type AuthKitDecorator, type SessionRow as AuthKitSession } from './core.js'
+import { decoratorOf, type AuthKitDecorator, type AuthKitGuards, type SessionRow as AuthKitSession } from './core.js'
+import { composeAuthKit, type AuthKitParts } from './compose.js'
 import { componentSchemas } from '../schemas/index.js'
-import { BEARER_DESCRIPTION, DOCUMENT_TAGS, documentDescription, orderPathsBySession } from './docs.js'
-import { loginRoutePlugin } from './routes/login.js'
+import { BEARER_DESCRIPTION, DOCUMENT_TAGS, SWAGGER_UI_THEME, documentDescription, orderPathsBySession } from './docs.js'
+import { loginRoutePlugin, secondFactorRoutePlugin } from './routes/login.js'
 import { methodRoutePlugin } from './routes/methods.js'
 import type { AuthKitUser } from './users.js'
 
@@ -77,16 +78,18 @@ const withBearerScheme: SwaggerTransform = ({ schema, url, ...document }) => {
  * The routes' scope: encapsulated, so its schemas, error handler and docs
  * stay its own (two instances can live side by side).
  */
-async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { core: AuthKitCore, hostSwagger: boolean }): Promise<void> {
-  const { options } = core
-  if (!hostSwagger) for (const schema of componentSchemas(core.registry.list())) scope.addSchema(schema)
+async function authKitScope (scope: FastifyInstance, { options, parts, hostSwagger }: { options: ResolvedOptions, parts: AuthKitParts, hostSwagger: boolean }): Promise<void> {
+  const { registry, login, tokens, account, users, methods, guards } = parts
+  // The fields challenge–response methods (a passkey) add to the routes and components.
+  const challengeResponse = registry.challengeResponseSchemas()
+  if (!hostSwagger) for (const schema of componentSchemas(registry.list(), challengeResponse)) scope.addSchema(schema)
   else scope.addHook('onRoute', (route) => { route.config = { ...route.config, swaggerTransform: withBearerScheme } })
 
   if (options.docs !== false && !hostSwagger) {
     await scope.register(swagger, {
       openapi: {
         openapi: '3.0.3',
-        info: { title: 'fastify-auth-kit', description: documentDescription(options, core.registry.list()), version: API_VERSION },
+        info: { title: 'fastify-auth-kit', description: documentDescription(options, registry.list()), version: API_VERSION },
         tags: DOCUMENT_TAGS,
         components: { securitySchemes: { bearerAuth: { ...BEARER_SCHEME, description: BEARER_DESCRIPTION } } },
       },
@@ -99,6 +102,8 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
       // A reload keeps the pasted token (in the browser's localStorage).
       uiConfig: { persistAuthorization: true, displayRequestDuration: true },
       staticCSP: SWAGGER_UI_CSP,
+      // Shows the QR code of GET /mfa/qr/ as a picture (src/docs.ts).
+      theme: SWAGGER_UI_THEME,
     })
   }
 
@@ -137,14 +142,17 @@ async function authKitScope (scope: FastifyInstance, { core, hostSwagger }: { co
       reply.header('Pragma', 'no-cache')
       done(null, payload)
     })
-    await routes.register(loginRoutePlugin, { core })
-    if (options.mfa.enabled) await routes.register(methodRoutePlugin, { core })
+    // Each route plugin gets the services it uses, and nothing else.
+    await routes.register(loginRoutePlugin, { login, tokens, account, users, guards, registration: options.registration })
+    if (!options.mfa.enabled) return
+    await routes.register(secondFactorRoutePlugin, { login, account, guards, challengeResponse })
+    await routes.register(methodRoutePlugin, { methods, account, guards, handlers: registry.classes(), challengeResponse, policies: options.mfa })
   }, { prefix: options.prefix })
 }
 
 /** Whether a route runs the plugin's authentication before its handler. */
-function guardedByAuthKit (route: RouteOptions, core: AuthKitCore): boolean {
-  return [route.onRequest, route.preValidation, route.preHandler].flat().some((hook) => hook === core.authenticate || core.isStepUpGuard(hook))
+function guardedByAuthKit (route: RouteOptions, guards: AuthKitGuards): boolean {
+  return [route.onRequest, route.preValidation, route.preHandler].flat().some((hook) => hook === guards.authenticate || guards.isStepUpGuard(hook))
 }
 
 const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
@@ -157,31 +165,31 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
     if (owned) await db.destroy()
     throw err
   }
-  const core = new AuthKitCore(db, options, app.log)
-  for (const { name, users } of options.mfa.enabled ? await core.methods.orphanedMethods() : []) {
+  const parts = composeAuthKit({ db, options, log: app.log })
+  for (const { name, users } of options.mfa.enabled ? await parts.methods.orphanedMethods() : []) {
     app.log.warn({ method: name, users }, `fastify-auth-kit: ${users} user(s) have an active "${name}" method, but no handler named "${name}" is in mfa.handlers: it is ignored, and users with no other method log in with their password alone`)
   }
-  app.decorate('authKit', decoratorOf(core))
+  app.decorate('authKit', decoratorOf(parts))
   // `request.user` is set by authenticate without a decorator: a host's own
   // @fastify/jwt decorates `user` itself and must be able to register after us.
   if (!app.hasRequestDecorator('authKitAmr')) app.decorateRequest('authKitAmr', undefined)
   if (!app.hasRequestDecorator('authKitSession')) app.decorateRequest('authKitSession', undefined)
   app.addHook('onClose', async () => {
-    core.mailer?.close()
+    parts.mailer?.close()
     if (owned) await db.destroy()
   })
   // With the host's own @fastify/swagger, the routes join its document.
   const hostSwagger = app.hasDecorator('swagger')
   if (hostSwagger) {
-    for (const schema of componentSchemas(core.registry.list())) app.addSchema(schema)
+    for (const schema of componentSchemas(parts.registry.list(), parts.registry.challengeResponseSchemas())) app.addSchema(schema)
     // The host's own routes behind authenticate show the padlock in its document
     // (README, "Protecting your own routes"); a `security` of the host's own stands.
     app.addHook('onRoute', (route) => {
-      if (!guardedByAuthKit(route, core) || route.schema?.security !== undefined) return
+      if (!guardedByAuthKit(route, parts.guards) || route.schema?.security !== undefined) return
       route.schema = { ...route.schema, security: [{ bearerAuth: [] }] }
     })
   }
-  await app.register(authKitScope, { core, hostSwagger })
+  await app.register(authKitScope, { options, parts, hostSwagger })
 }
 
 export const authKitMfa = fp(plugin, { name: 'fastify-auth-kit', fastify: '5.x' })

@@ -6,7 +6,9 @@
  * do, under the usual names (`req`, `request`, `res`, `reply`, `response`,
  * `body`, `payload`). A logged JSON string cannot be redacted: log parsed objects.
  */
-const SECRET_FIELDS = ['password', 'code', 'primary_code', 'ephemeral_token', 'refresh', 'access', 'backup_codes', 'setup_data'] as const
+// device_token skips the second step; credential and challenge are a passkey's
+// answer and the challenge it answers.
+const SECRET_FIELDS = ['password', 'code', 'primary_code', 'ephemeral_token', 'refresh', 'access', 'backup_codes', 'setup_data', 'device_token', 'credential', 'challenge'] as const
 const BODY_HOLDERS = ['req.body', 'request.body', 'res.body', 'reply.body', 'response.body', 'body', 'payload'] as const
 const HEADER_HOLDERS = ['req.headers', 'request.headers', 'headers'] as const
 

@@ -5,6 +5,7 @@ import { UserRepository, type UserIdentifier, type UserRow } from './repositorie
 import { isTransientConflict, isUniqueViolation } from './repositories/db-errors.js'
 import { PASSWORD_COST, slowHash, slowVerify } from './crypto.js'
 import { AuthKitErrors } from './errors.js'
+import type { PublicUser } from '../schemas/common.js'
 
 /** What the plugin needs of a user; a host's store may return richer records. */
 export interface AuthKitUser {
@@ -12,14 +13,54 @@ export interface AuthKitUser {
   [key: string]: unknown
 }
 
-/** Plugs the host's own user model in (SPEC section 7). */
+/**
+ * Plugs the host's own user model in (SPEC section 7). Ids are strings to the
+ * plugin and are never reused. A throw from any function is logged and
+ * answered 500 without its words.
+ */
 export interface UserStore<U extends AuthKitUser = AuthKitUser> {
+  /**
+   * The user whose username or email is `login` (as typed at `POST /login/`),
+   * or null (or undefined) when there is none. An unknown login should cost
+   * about what a known one does (the plugin then checks a dummy scrypt hash).
+   */
   findByLogin (login: string): Promise<U | null | undefined>
+  /**
+   * The user with this id, or null (or undefined) once the user is deleted or
+   * disabled: from then on the user's tokens, login attempts and devices stop
+   * working, for good (rule 12).
+   */
   findById (id: string): Promise<U | null | undefined>
+  /** Whether `password` is the user's; false, never a throw, for a wrong one. */
   verifyPassword (user: U, password: string): Promise<boolean>
+  /**
+   * What the API shows of the user (`user` in login answers and `GET /user/`):
+   * plain JSON data holding `id` (a string, or a number written as one), and
+   * never a password hash or other secret. The built-in store gives
+   * `{id, username, email}`.
+   */
   toPublic (user: U): Record<string, unknown>
+  /**
+   * Where the user's code and notification mails go: one plain mailbox
+   * (`local@domain`), or null (or undefined) for none; anything else counts
+   * as none (rule 7).
+   */
   emailOf (user: U): string | null | undefined
+  /**
+   * `POST /registration/` (with `registration: true`): stores a new user and
+   * returns it; throws `AuthKitErrors.UsernameTaken` (409) for a taken
+   * username or email. The built-in store has it.
+   */
   create? (input: { username: string, email: string, password: string }): Promise<U>
+}
+
+/**
+ * The user as the routes show it (the `AuthKitUser` schema): the store's
+ * `toPublic`, whose `id` the serializer writes as a string. The one place a
+ * store's answer is taken as that shape.
+ */
+export function publicUser<U extends AuthKitUser> (users: UserStore<U>, user: U): PublicUser {
+  return users.toPublic(user) as PublicUser
 }
 
 export interface BuiltInUser extends AuthKitUser {

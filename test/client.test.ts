@@ -9,22 +9,30 @@ import ts from 'typescript'
 import { generate } from 'otplib'
 import authKitMfa, { AppHandler, type AuthKitOptions } from '../src/index.js'
 import { AuthKitClientError, createAuthKitClient, type AuthKitClientOptions, type Tokens, type TokenStorage } from '../src/client/index.js'
-import { SECRET, secretOf } from './helpers/app.js'
+import { SECRET, manualClock, secretOf } from './helpers/app.js'
 import { jwtPayload, SecondAppHandler } from './helpers/flows.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const PASSWORD = 'correct horse battery staple'
 
+/** The server's clock: it moves only when a test moves it. */
+type Clock = ReturnType<typeof manualClock>
+
 /**
- * The real plugin on a loopback port, real time (a client's requests cannot
- * share a faked clock), and a host route behind requireMfa({ maxAge: 60 }).
- * The TOTP window is wide so a test can use several steps in a row without
- * waiting for the clock (each step is accepted once, in increasing order).
+ * The real plugin on a loopback port, and a host route behind
+ * requireMfa({ maxAge: 60 }). The plugin runs on a clock the test moves by
+ * hand (the `now` option): the client keeps no clock of its own, it only
+ * answers the server's 401s, so token expiry and TOTP steps never depend on
+ * how fast a loaded machine runs the requests. The TOTP window is wide so a
+ * test can use several steps in a row without moving the clock (each step is
+ * accepted once, in increasing order).
  */
 async function listeningServer (t: Test, options: Partial<AuthKitOptions> = {}) {
+  const clock = manualClock()
   const app = Fastify({ logger: false })
   await app.register(authKitMfa, {
     secret: SECRET,
+    now: clock.now,
     database: 'sqlite::memory:',
     registration: true,
     docs: false,
@@ -36,7 +44,7 @@ async function listeningServer (t: Test, options: Partial<AuthKitOptions> = {}) 
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  return { app, origin, baseUrl: `${origin}/api/auth` }
+  return { app, origin, baseUrl: `${origin}/api/auth`, clock }
 }
 
 /** A storage hook that records every write. */
@@ -59,13 +67,13 @@ function recordingFetch (): { fetch: typeof fetch, calls: string[] } {
   }
 }
 
-/** An authenticator app for an otpauth link: each code is of a later step than the last (see listeningServer). */
-function authenticatorApp (qrLink: string | undefined) {
+/** An authenticator app for an otpauth link, on the server's clock: each code is of a later step than the last (see listeningServer). */
+function authenticatorApp (qrLink: string | undefined, clock: Clock) {
   const secret = secretOf(qrLink!)
   const period = 30
-  let next = Math.floor(Date.now() / 1000 / period) - 8
+  let next = Math.floor(clock.now() / 1000 / period) - 8
   return async (): Promise<string> => {
-    next = Math.max(next, Math.floor(Date.now() / 1000 / period) - 8)
+    next = Math.max(next, Math.floor(clock.now() / 1000 / period) - 8)
     return generate({ secret, period, epoch: (next++) * period })
   }
 }
@@ -84,10 +92,10 @@ async function loggedInUser (baseUrl: string, extra: Partial<AuthKitClientOption
 }
 
 /** As loggedInUser, then the app method created and confirmed; the token stays password-only. */
-async function enrolledUser (baseUrl: string, extra: Partial<AuthKitClientOptions> = {}) {
+async function enrolledUser (baseUrl: string, clock: Clock, extra: Partial<AuthKitClientOptions> = {}) {
   const user = await loggedInUser(baseUrl, extra)
   const created = await user.client.createMethod({ method: 'app' })
-  const app = authenticatorApp(created.setup_data.qr_link)
+  const app = authenticatorApp(created.setup_data.qr_link, clock)
   await user.client.confirmMethod({ method: 'app', code: await app() })
   return { ...user, app, backupCodes: created.backup_codes }
 }
@@ -101,7 +109,7 @@ async function clientError (t: Test, promise: Promise<unknown>): Promise<AuthKit
 }
 
 t.test('against a listening server', async (t) => {
-  const { baseUrl } = await listeningServer(t)
+  const { baseUrl, clock } = await listeningServer(t)
 
   t.test('register, then a one-step login: the tokens go through the storage hook and authenticate', async (t) => {
     const storage = recordingStorage()
@@ -128,7 +136,7 @@ t.test('against a listening server', async (t) => {
     t.match(svg, /<svg[\s>]/)
     t.match(await client.listMethods(), [{ name: 'app', is_setup: true, is_active: false }, { name: 'second_app', is_setup: false }])
     const writes = storage.writes.length
-    const app = authenticatorApp(created.setup_data.qr_link)
+    const app = authenticatorApp(created.setup_data.qr_link, clock)
     const confirmed = await client.confirmMethod({ method: 'app', code: await app() })
     t.type(confirmed.detail, 'string')
     t.equal(storage.writes.length, writes, 'a confirm with a full session\'s token keeps the tokens as they are')
@@ -143,7 +151,7 @@ t.test('against a listening server', async (t) => {
   })
 
   t.test('login in two steps: verify keeps the tokens; the remembered device and the session are listed', async (t) => {
-    const { username, app } = await enrolledUser(baseUrl)
+    const { username, app } = await enrolledUser(baseUrl, clock)
     const storage = recordingStorage()
     const client = createAuthKitClient({ baseUrl, storage })
     const step1 = await client.login({ username, password: PASSWORD })
@@ -169,7 +177,7 @@ t.test('against a listening server', async (t) => {
   t.test('a method route asked with a password-only token: onStepUp gives a code, step-up is posted, the request is sent once more', async (t) => {
     const asked: unknown[] = []
     let app: (() => Promise<string>) | undefined
-    const user = await enrolledUser(baseUrl, { onStepUp: async (info) => { asked.push(info); return { code: await app!() } } })
+    const user = await enrolledUser(baseUrl, clock, { onStepUp: async (info) => { asked.push(info); return { code: await app!() } } })
     app = user.app
     const accessBefore = user.storage.get()!.access
     t.same(jwtPayload(accessBefore).amr, ['pwd'])
@@ -187,7 +195,7 @@ t.test('against a listening server', async (t) => {
   t.test('a host route behind requireMfa({ maxAge: 60 }): onStepUp is told max_age from WWW-Authenticate', async (t) => {
     const asked: unknown[] = []
     let app: (() => Promise<string>) | undefined
-    const user = await enrolledUser(baseUrl, { onStepUp: async (info) => { asked.push(info); return { code: await app!(), method: 'app' } } })
+    const user = await enrolledUser(baseUrl, clock, { onStepUp: async (info) => { asked.push(info); return { code: await app!(), method: 'app' } } })
     app = user.app
     user.calls.length = 0
     const response = await user.client.fetch('/api/demo/transfer', { method: 'POST' })
@@ -199,7 +207,7 @@ t.test('against a listening server', async (t) => {
 
   t.test('onStepUp answering null: the 401 AUTH_KIT_STEP_UP_REQUIRED is thrown and nothing is posted', async (t) => {
     let asked = 0
-    const user = await enrolledUser(baseUrl, { onStepUp: async () => { asked++; return null } })
+    const user = await enrolledUser(baseUrl, clock, { onStepUp: async () => { asked++; return null } })
     user.calls.length = 0
     const error = await clientError(t, user.client.regenerateBackupCodes({ method: 'app', code: user.backupCodes[0] }))
     t.match(error, { status: 401, code: 'AUTH_KIT_STEP_UP_REQUIRED' })
@@ -209,14 +217,14 @@ t.test('against a listening server', async (t) => {
 
   t.test('a wrong step-up code is thrown as 403 AUTH_KIT_INVALID_CODE, and the callback is not asked again', async (t) => {
     let asked = 0
-    const user = await enrolledUser(baseUrl, { onStepUp: async () => { asked++; return { code: '000000' } } })
+    const user = await enrolledUser(baseUrl, clock, { onStepUp: async () => { asked++; return { code: '000000' } } })
     const error = await clientError(t, user.client.regenerateBackupCodes({ method: 'app', code: user.backupCodes[0] }))
     t.match(error, { status: 403, code: 'AUTH_KIT_INVALID_CODE' })
     t.equal(asked, 1)
   })
 
   t.test('a wrong code at verify: AuthKitClientError with the status, code and message the server gave', async (t) => {
-    const { username, app } = await enrolledUser(baseUrl)
+    const { username, app } = await enrolledUser(baseUrl, clock)
     const client = createAuthKitClient({ baseUrl })
     const step1 = await client.login({ username, password: PASSWORD })
     if (step1.mfa_enabled !== true) throw new Error('expected a second step')
@@ -246,11 +254,11 @@ t.test('against a listening server', async (t) => {
 
   t.test('two active methods: change method, resend and send, primary, deactivate, delete', async (t) => {
     let app: (() => Promise<string>) | undefined
-    const user = await enrolledUser(baseUrl, { onStepUp: async () => ({ code: await app!() }) })
+    const user = await enrolledUser(baseUrl, clock, { onStepUp: async () => ({ code: await app!() }) })
     app = user.app
     const { client } = user
     const created = await client.createMethod({ method: 'second_app' }) // raises the session through onStepUp first
-    const second = authenticatorApp(created.setup_data.qr_link)
+    const second = authenticatorApp(created.setup_data.qr_link, clock)
     await client.confirmMethod({ method: 'second_app', code: await second() })
     t.match(await client.listMethods(), [{ name: 'app', is_active: true, is_primary: true }, { name: 'second_app', is_active: true, is_primary: false }])
 
@@ -269,7 +277,7 @@ t.test('against a listening server', async (t) => {
   })
 
   t.test('sessions and devices: revoke one, revoke the others, forget a device; logout forgets the tokens and ends the session', async (t) => {
-    const { username, app } = await enrolledUser(baseUrl)
+    const { username, app } = await enrolledUser(baseUrl, clock)
     const other = createAuthKitClient({ baseUrl })
     const client = createAuthKitClient({ baseUrl })
     for (const c of [other, client]) {
@@ -305,8 +313,9 @@ t.test('against a listening server', async (t) => {
 })
 
 t.test('with one-second access tokens', async (t) => {
-  const { baseUrl } = await listeningServer(t, { tokens: { accessTokenExpiry: 1 } } as Partial<AuthKitOptions>)
-  const waitForExpiry = () => new Promise((resolve) => setTimeout(resolve, 1500))
+  const { baseUrl, clock } = await listeningServer(t, { tokens: { accessTokenExpiry: 1 } } as Partial<AuthKitOptions>)
+  // On the server's clock: a token made after this still has its whole second.
+  const waitForExpiry = async () => clock.advance(2)
 
   t.test('an expired access token is refreshed once, the new tokens kept, and the call sent again', async (t) => {
     const { client, storage, calls } = await loggedInUser(baseUrl)
@@ -365,7 +374,7 @@ t.test('with one-second access tokens', async (t) => {
 })
 
 t.test('with MFA required: the setup-only login, then confirm, whose full session is kept', async (t) => {
-  const { baseUrl } = await listeningServer(t, { mfa: { handlers: [AppHandler], totpValidWindow: 10, required: true } } as Partial<AuthKitOptions>)
+  const { baseUrl, clock } = await listeningServer(t, { mfa: { handlers: [AppHandler], totpValidWindow: 10, required: true } } as Partial<AuthKitOptions>)
   const storage = recordingStorage()
   const client = createAuthKitClient({ baseUrl, storage })
   await client.register({ username: 'carol', email: 'carol@example.com', password: PASSWORD })
@@ -374,7 +383,7 @@ t.test('with MFA required: the setup-only login, then confirm, whose full sessio
   t.same(storage.get(), { access: login.access, access_expiration: login.access_expiration }, 'a setup-only token and no refresh token')
   t.match(await clientError(t, client.sessions()), { status: 403, code: 'AUTH_KIT_MFA_SETUP_REQUIRED' })
   const created = await client.createMethod({ method: 'app' })
-  const confirmed = await client.confirmMethod({ method: 'app', code: await authenticatorApp(created.setup_data.qr_link)() })
+  const confirmed = await client.confirmMethod({ method: 'app', code: await authenticatorApp(created.setup_data.qr_link, clock)() })
   t.type(confirmed.refresh, 'string')
   t.same(storage.get(), { access: confirmed.access, refresh: confirmed.refresh, access_expiration: confirmed.access_expiration, refresh_expiration: confirmed.refresh_expiration })
   t.equal((await client.sessions()).length, 1, 'the full session works')

@@ -1,8 +1,8 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import authKitMfa, { AppHandler, MfaHandler, type AuthKitOptions, type MfaHandlerClass } from '../src/index.js'
-import { SECRET, buildApp, get, manualClock, newUser, post } from './helpers/app.js'
-import { HardwareTokenHandler, recordingSmsHandler } from './helpers/custom-handlers.js'
+import { SECRET, buildApp, get, newUser, post, expectError } from './helpers/app.js'
+import { HardwareTokenHandler, recordingSmsHandler, smsApp } from './helpers/custom-handlers.js'
 
 /** Registration with these handlers; resolves to the app or rejects with the options error. */
 async function withHandlers (handlers: unknown[]): Promise<FastifyInstance> {
@@ -67,10 +67,7 @@ t.test('GET /mfa/ shows display_name and requires_dispatch from each class', asy
 })
 
 t.test('an unknown method name is a 400 FST_ERR_VALIDATION on every route that takes one', async (t) => {
-  const sms = recordingSmsHandler()
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, mfa: { handlers: [AppHandler, sms.Handler] } })
-  t.teardown(() => app.close())
+  const { app, clock, sms } = await smsApp(t)
   const user = await newUser(app)
   for (const [url, body] of [
     ['/mfa/', { method: 'voice' }],
@@ -83,16 +80,14 @@ t.test('an unknown method name is a 400 FST_ERR_VALIDATION on every route that t
     ['/mfa/backup-codes/', { method: 'voice', code: '123456' }],
   ] as const) {
     const res = await post(app, url, body, user.access)
-    t.equal(res.status, 400, `${url} ${body.method}`)
-    t.equal(res.body.code, 'FST_ERR_VALIDATION')
+    expectError(t, res, 400, 'FST_ERR_VALIDATION', `${url} ${body.method}`)
   }
   t.equal((await post(app, '/mfa/', { method: 'sms' }, user.access)).status, 201)
   t.equal((await post(app, '/mfa/confirm/', { method: 'sms', code: sms.lastCode() }, user.access)).status, 200)
   clock.advance(30)
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   const change = await post(app, '/login/change-method/', { ephemeral_token: step1.body.ephemeral_token, new_method: 'voice' })
-  t.equal(change.status, 400, 'change-method new_method')
-  t.equal(change.body.code, 'FST_ERR_VALIDATION')
+  expectError(t, change, 400, 'FST_ERR_VALIDATION', 'change-method new_method')
 })
 
 t.test('the OpenAPI document shows the configured handlers', async (t) => {

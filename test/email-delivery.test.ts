@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { expectError, newUser, post, totp } from './helpers/app.js'
-import { type SmtpMode, buildEmailApp, codeIn, emailMethodOf, deadPort, emailApp, onlyNewMail, startSmtp, userWithAppAndEmail, userWithEmail } from './helpers/smtp.js'
+import { type SmtpMode, buildEmailApp, codeIn, emailMethodOf, deadPort, emailApp, onlyNewMail, startSmtp, userWithAppAndEmail, startMailedLogin, codeMailedBy, appWithEmailUser } from './helpers/smtp.js'
 
 const mailbox = await startSmtp()
 t.teardown(() => mailbox.close())
@@ -44,11 +44,9 @@ t.test('a port where nothing listens gives 503 and leaves no method', async (t) 
 })
 
 t.test('a failed send keeps the previous code working and does not start a cooldown', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
-  t.equal((await post(app, '/mfa/send/', { method: 'email' }, user.access)).status, 200)
-  const code = codeIn(onlyNewMail(mailbox, before))
+  const code = await codeMailedBy(mailbox, async () => t.equal((await post(app, '/mfa/send/', { method: 'email' }, user.access)).status, 200))
   clock.advance(30)
   mailbox.mode = 'reject-recipient'
   isDeliveryFailed(t, await post(app, '/mfa/send/', { method: 'email' }, user.access))
@@ -60,22 +58,19 @@ t.test('a failed send keeps the previous code working and does not start a coold
 })
 
 t.test('a failed resend keeps the attempt and its code as they were', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, clock, user } = await appWithEmailUser(t, mailbox)
   const before = mailbox.messages.length
-  const step1 = await post(app, '/login/', { username: user.username, password: user.password })
-  const code = codeIn(onlyNewMail(mailbox, before))
+  const { ephemeral_token: step1Token, code } = await startMailedLogin(app, mailbox, user)
   clock.advance(30)
   mailbox.mode = 'reject-message'
-  isDeliveryFailed(t, await post(app, '/login/resend/', { ephemeral_token: step1.body.ephemeral_token }))
+  isDeliveryFailed(t, await post(app, '/login/resend/', { ephemeral_token: step1Token }))
   mailbox.mode = 'accept'
   t.equal(mailbox.messages.length, before + 1)
-  t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code })).status, 200)
+  t.equal((await post(app, '/login/verify/', { ephemeral_token: step1Token, code })).status, 200)
 })
 
 t.test('login step 1 with email as primary gives 503 when the code cannot be mailed, and works once it can', async (t) => {
-  const { app, clock } = await emailApp(t, mailbox)
-  const user = await userWithEmail(app, mailbox, clock)
+  const { app, user } = await appWithEmailUser(t, mailbox)
   mailbox.mode = 'reject-recipient'
   const refused = await post(app, '/login/', { username: user.username, password: user.password })
   isDeliveryFailed(t, refused)
@@ -101,19 +96,16 @@ t.test('a failed change-method to email leaves the attempt on its method', async
 t.test('no code or token appears in the log, and a failed delivery is logged', async (t) => {
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
-  const { app, clock } = await emailApp(t, mailbox, {}, { logger: { level: 'trace', stream } })
-  const user = await userWithEmail(app, mailbox, clock)
-  const before = mailbox.messages.length
-  const step1 = await post(app, '/login/', { username: user.username, password: user.password })
-  const code = codeIn(onlyNewMail(mailbox, before))
-  const step2 = await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code })
+  const { app, clock, user } = await appWithEmailUser(t, mailbox, {}, { logger: { level: 'trace', stream } })
+  const { ephemeral_token: step1Token, code } = await startMailedLogin(app, mailbox, user)
+  const step2 = await post(app, '/login/verify/', { ephemeral_token: step1Token, code })
   t.equal(step2.status, 200)
   clock.advance(30)
   mailbox.mode = 'reject-message'
   isDeliveryFailed(t, await post(app, '/mfa/send/', { method: 'email' }, step2.body.access))
   const log = lines.join('')
   t.match(log, 'code delivery failed', 'the failure is logged')
-  for (const secret of [code, step1.body.ephemeral_token, step2.body.access, step2.body.refresh, user.access]) {
+  for (const secret of [code, step1Token, step2.body.access, step2.body.refresh, user.access]) {
     t.notMatch(log, secret)
   }
 })

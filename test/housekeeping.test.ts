@@ -1,13 +1,11 @@
 import t from 'tap'
-import { buildApp, manualClock, post, userWithApp } from './helpers/app.js'
+import { post, userWithApp, clockedApp } from './helpers/app.js'
 
 // Nothing the plugin stores outlives its use forever: expired login attempts and
 // refresh tokens are cleared per user when new ones are made, without a job.
 
 t.test('expired login attempts are cleared when the user starts a new one', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, mfa: { ephemeralTokenExpiry: 60, backupCodes: { secureHash: false } } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { mfa: { ephemeralTokenExpiry: 60, backupCodes: { secureHash: false } } })
   const user = await userWithApp(app, clock)
   const count = async () => Number((await app.authKit.db.selectFrom('auth_kit_login_attempt').select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', user.id).executeTakeFirstOrThrow()).n)
   for (let i = 0; i < 3; i++) t.equal((await post(app, '/login/', { username: user.username, password: user.password })).status, 200)
@@ -18,9 +16,7 @@ t.test('expired login attempts are cleared when the user starts a new one', asyn
 })
 
 t.test('expired refresh tokens are cleared when the user gets new ones', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, tokens: { refreshTokenExpiry: 120 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { tokens: { refreshTokenExpiry: 120 } })
   const reg = await post(app, '/registration/', { username: 'keeper', email: 'keeper@example.com', password: 'long enough password' })
   const login = async () => post(app, '/login/', { username: 'keeper', password: 'long enough password' })
   const count = async () => Number((await app.authKit.db.selectFrom('auth_kit_refresh_token').select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', reg.body.user.id).executeTakeFirstOrThrow()).n)

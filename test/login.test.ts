@@ -2,15 +2,13 @@ import t from 'tap'
 import { Kysely, SqliteDialect } from 'kysely'
 import SQLite from 'better-sqlite3'
 import { AppHandler } from '../src/index.js'
-import { P, buildApp, get, manualClock, newUser, post, totp, userWithApp } from './helpers/app.js'
+import { P, buildApp, get, manualClock, newUser, post, totp, userWithApp, expectError, clockedApp } from './helpers/app.js'
 import { SecondAppHandler, enableTotp, isIso8601, jwtPayload, startLogin, wrongCode } from './helpers/flows.js'
 
 const twoApps = { mfa: { handlers: [AppHandler, SecondAppHandler] } }
 
 t.test('step 1', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, ...twoApps })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { ...twoApps })
 
   t.test('a user without an active method gets tokens and the user at once', async (t) => {
     const user = await newUser(app)
@@ -51,22 +49,18 @@ t.test('step 1', async (t) => {
     const user = await newUser(app)
     const wrong = await post(app, '/login/', { username: user.username, password: 'not the password' })
     const unknown = await post(app, '/login/', { username: 'nobody-at-all', password: 'not the password' })
-    t.equal(wrong.status, 401)
-    t.equal(wrong.body.code, 'AUTH_KIT_INVALID_CREDENTIALS')
+    expectError(t, wrong, 401, 'AUTH_KIT_INVALID_CREDENTIALS')
     t.same(wrong.body, unknown.body)
   })
 
   t.test('a body without the password is a 400 FST_ERR_VALIDATION', async (t) => {
     const res = await post(app, '/login/', { username: 'someone' })
-    t.equal(res.status, 400)
-    t.equal(res.body.code, 'FST_ERR_VALIDATION')
+    expectError(t, res, 400, 'FST_ERR_VALIDATION')
   })
 })
 
 t.test('step 2', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, ...twoApps, mfa: { ...twoApps.mfa, maxAttemptsPerToken: 3, ephemeralTokenExpiry: 120 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { ...twoApps, mfa: { ...twoApps.mfa, maxAttemptsPerToken: 3, ephemeralTokenExpiry: 120 } })
 
   t.test('a TOTP code of the attempt\'s method finishes the login', async (t) => {
     const user = await userWithApp(app, clock)
@@ -102,8 +96,7 @@ t.test('step 2', async (t) => {
     const pending = await post(app, '/mfa/', { method: 'second_app' }, user.access)
     const step1 = await startLogin(app, user)
     const res = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: pending.body.backup_codes[0] })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_CODE')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_CODE')
   })
 
   t.test('a wrong code is a 401 AUTH_KIT_INVALID_CODE and the attempt goes on', async (t) => {
@@ -124,14 +117,12 @@ t.test('step 2', async (t) => {
     t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: user.backupCodes[0] })).status, 200)
     clock.advance(30)
     const again = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(user.secret, clock.now()) })
-    t.equal(again.status, 401)
-    t.equal(again.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, again, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 
   t.test('an unknown ephemeral token is a 401 AUTH_KIT_INVALID_EPHEMERAL_TOKEN', async (t) => {
     const res = await post(app, '/login/verify/', { ephemeral_token: 'not-a-token', code: '123456' })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 
   t.test('an attempt lives ephemeralTokenExpiry seconds', async (t) => {
@@ -142,8 +133,7 @@ t.test('step 2', async (t) => {
     const late = await startLogin(app, user)
     clock.advance(120)
     const res = await post(app, '/login/verify/', { ephemeral_token: late.ephemeral_token, code: user.backupCodes[1] })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
     // The refused backup code was not spent.
     const fresh = await startLogin(app, user)
     t.equal((await post(app, '/login/verify/', { ephemeral_token: fresh.ephemeral_token, code: user.backupCodes[1] })).status, 200)
@@ -155,12 +145,10 @@ t.test('step 2', async (t) => {
     const right = await totp(user.secret, clock.now())
     for (let i = 0; i < 3; i++) {
       const res = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: wrongCode(right) })
-      t.equal(res.status, 401)
-      t.equal(res.body.code, 'AUTH_KIT_INVALID_CODE', `wrong code ${i + 1}`)
+      expectError(t, res, 401, 'AUTH_KIT_INVALID_CODE', `wrong code ${i + 1}`)
     }
     const res = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: right })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
     const backup = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: user.backupCodes[0] })
     t.equal(backup.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
     // A new attempt still works: the right code was not spent on the dead one.
@@ -177,8 +165,7 @@ t.test('step 2', async (t) => {
     const off = await post(app, '/mfa/deactivate/', { method: 'second_app', code: await totp(second.secret, clock.now()) }, user.access)
     t.equal(off.status, 200)
     const res = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: user.backupCodes[0] })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 
   t.test('an attempt dies once its method is deleted', async (t) => {
@@ -190,15 +177,12 @@ t.test('step 2', async (t) => {
     const del = await post(app, '/mfa/delete/', { method: 'app', code: await totp(user.secret, clock.now()) }, user.access)
     t.equal(del.status, 204)
     const res = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: user.backupCodes[0] })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 })
 
 t.test('change-method and resend', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, ...twoApps, mfa: { ...twoApps.mfa, maxAttemptsPerToken: 3, ephemeralTokenExpiry: 120 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { ...twoApps, mfa: { ...twoApps.mfa, maxAttemptsPerToken: 3, ephemeralTokenExpiry: 120 } })
 
   async function userWithBoth () {
     const user = await userWithApp(app, clock)
@@ -214,8 +198,7 @@ t.test('change-method and resend', async (t) => {
     t.equal(res.status, 200)
     t.same(res.body, { ephemeral_token: step1.ephemeral_token, method: 'second_app' })
     const old = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(user.secret, clock.now()) })
-    t.equal(old.status, 401, 'a TOTP code of the former method is no longer the attempt\'s code')
-    t.equal(old.body.code, 'AUTH_KIT_INVALID_CODE')
+    expectError(t, old, 401, 'AUTH_KIT_INVALID_CODE', 'a TOTP code of the former method is no longer the attempt\'s code')
     const res2 = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(user.second.secret, clock.now()) })
     t.equal(res2.status, 200)
     t.same(jwtPayload(res2.body.access).amr, ['pwd', 'mfa'])
@@ -234,8 +217,7 @@ t.test('change-method and resend', async (t) => {
     const user = await userWithBoth()
     const step1 = await startLogin(app, user)
     const res = await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'app' })
-    t.equal(res.status, 400)
-    t.equal(res.body.code, 'AUTH_KIT_SAME_METHOD')
+    expectError(t, res, 400, 'AUTH_KIT_SAME_METHOD')
   })
 
   t.test('change-method to a method the user has not activated is a 404 AUTH_KIT_METHOD_NOT_FOUND', async (t) => {
@@ -243,22 +225,19 @@ t.test('change-method and resend', async (t) => {
     await post(app, '/mfa/', { method: 'second_app' }, user.access)
     const step1 = await startLogin(app, user)
     const res = await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'second_app' })
-    t.equal(res.status, 404)
-    t.equal(res.body.code, 'AUTH_KIT_METHOD_NOT_FOUND')
+    expectError(t, res, 404, 'AUTH_KIT_METHOD_NOT_FOUND')
   })
 
   t.test('change-method to an unknown method name is a 400 FST_ERR_VALIDATION', async (t) => {
     const user = await userWithBoth()
     const step1 = await startLogin(app, user)
     const res = await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'sms' })
-    t.equal(res.status, 400)
-    t.equal(res.body.code, 'FST_ERR_VALIDATION')
+    expectError(t, res, 400, 'FST_ERR_VALIDATION')
   })
 
   t.test('change-method with a dead token is a 401 AUTH_KIT_INVALID_EPHEMERAL_TOKEN', async (t) => {
     const res = await post(app, '/login/change-method/', { ephemeral_token: 'nope', new_method: 'second_app' })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 
   t.test('change-method does not reset the failure count', async (t) => {
@@ -268,8 +247,7 @@ t.test('change-method and resend', async (t) => {
     t.equal((await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'second_app' })).status, 200)
     t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: 'ZZZZZZ' })).body.code, 'AUTH_KIT_INVALID_CODE')
     const res = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(user.second.secret, clock.now()) })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 
   t.test('change-method does not carry an attempt past its first expiry', async (t) => {
@@ -279,30 +257,25 @@ t.test('change-method and resend', async (t) => {
     t.equal((await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'second_app' })).status, 200)
     clock.advance(30)
     const res = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(user.second.secret, clock.now()) })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 
   t.test('resend for the app method is a 400 AUTH_KIT_METHOD_NOT_DISPATCHABLE', async (t) => {
     const user = await userWithApp(app, clock)
     const step1 = await startLogin(app, user)
     const res = await post(app, '/login/resend/', { ephemeral_token: step1.ephemeral_token })
-    t.equal(res.status, 400)
-    t.equal(res.body.code, 'AUTH_KIT_METHOD_NOT_DISPATCHABLE')
+    expectError(t, res, 400, 'AUTH_KIT_METHOD_NOT_DISPATCHABLE')
     t.equal((await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code: await totp(user.secret, clock.now()) })).status, 200, 'the attempt is untouched')
   })
 
   t.test('resend with a dead token is a 401 AUTH_KIT_INVALID_EPHEMERAL_TOKEN', async (t) => {
     const res = await post(app, '/login/resend/', { ephemeral_token: 'nope' })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
   })
 })
 
 t.test('access tokens carry sub and amr', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const plain = await newUser(app)
   const pwdOnly = jwtPayload(plain.access)
   t.equal(pwdOnly.sub, plain.id)
@@ -341,9 +314,7 @@ t.test('mfa.enabled false: login is one step for everyone and the MFA routes are
 })
 
 t.test('every path works with and without its trailing slash', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await userWithApp(app, clock)
   const step1 = await post(app, '/login', { username: user.username, password: user.password })
   t.equal(step1.status, 200)
@@ -360,9 +331,7 @@ t.test('every path works with and without its trailing slash', async (t) => {
 })
 
 t.test('login answers send Cache-Control: no-store', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await userWithApp(app, clock)
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.match(step1.headers['cache-control'], /no-store/)

@@ -4,9 +4,9 @@ import swagger from '@fastify/swagger'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
-import authKitMfa, { AppHandler, EmailHandler, MfaHandler } from '../src/index.js'
+import authKitMfa, { AppHandler, AuthKitErrors, EmailHandler, MfaHandler } from '../src/index.js'
 import { componentSchemas, loginRouteSchemas, methodRouteSchemas, LoginDone, LoginMfaStarted, LoginSetupRequired } from '../schemas/index.js'
-import { buildApp, manualClock, post, SECRET, userWithApp } from './helpers/app.js'
+import { buildApp, post, SECRET, userWithApp, clockedApp } from './helpers/app.js'
 
 /** A dispatching method of the host's own, to show the enum follows `mfa.handlers`. */
 class SmsHandler extends MfaHandler {
@@ -261,6 +261,38 @@ t.test('with docs on, /api/docs/json is a valid OpenAPI 3 document', async (t) =
   })
 })
 
+t.test('every documented error message is one the routes really answer with', async (t) => {
+  const { doc } = await documentOf(withEmail)
+  // The templates of src/errors.ts, a `%s` or `%d` standing for any text.
+  const templates = Object.values(AuthKitErrors).map((E) => {
+    const sample = new (E as new () => { code: string, statusCode: number, message: string })()
+    const pattern = sample.message.split(/%[sd]/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.+')
+    return { code: sample.code, status: sample.statusCode, pattern: new RegExp(`^${pattern}$`) }
+  })
+  const app = await buildApp()
+  t.teardown(() => app.close())
+  const validation = await post(app, '/login/verify/', { ephemeral_token: 'x', code: 123456 })
+  const seen = new Set<string>()
+  for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+    for (const [verb, op] of Object.entries(item)) {
+      for (const [status, response] of Object.entries(op.responses as Record<string, any>)) {
+        if (Number(status) < 400) continue
+        for (const { value } of Object.values(response.content['application/json'].examples) as Array<{ value: any }>) {
+          const key = `${status} ${value.code} ${value.message}`
+          if (seen.has(key)) continue
+          seen.add(key)
+          if (value.code === 'FST_ERR_VALIDATION') {
+            t.equal(value.message, validation.body.message, `${verb.toUpperCase()} ${path}: the validation example is Fastify's own words for a number where a code goes`)
+            continue
+          }
+          t.ok(templates.some((e) => e.code === value.code && e.status === Number(status) && e.pattern.test(value.message)), `${key} is a message the routes send`)
+        }
+      }
+    }
+  }
+  t.ok(seen.has('429 AUTH_KIT_TOO_MANY_ATTEMPTS Too many wrong codes. Try again in 15 minutes.'), 'the lock example says how long in words')
+})
+
 t.test('the method enum follows mfa.handlers', async (t) => {
   const { doc } = await documentOf({ mfa: { handlers: [AppHandler] } })
   t.same(doc.components.schemas.AuthKitMethodName.enum, ['app'])
@@ -378,9 +410,7 @@ t.test('POST /login/ documents both shapes of its success, and the setup-only on
   t.same(doc.components.schemas.AuthKitUser.example, { id: doc.components.schemas.AuthKitUser.example.id, username: 'alice', email: 'alice@example.com' })
 
   t.test('the real answers of POST /login/ have the documented shapes', async (t) => {
-    const clock = manualClock()
-    const app = await buildApp({ now: clock.now })
-    t.teardown(() => app.close())
+    const { app, clock } = await clockedApp(t)
     const user = await userWithApp(app, clock)
     const fresh = await post(app, '/registration/', { username: 'fresh', email: 'fresh@example.com', password: 'correct horse battery staple' })
     t.equal(fresh.status, 201)
@@ -509,7 +539,14 @@ t.test('Swagger UI keeps the authorization over a reload and loads under a CSP i
   const csp = String(page.headers['content-security-policy'])
   t.match(csp, /style-src 'self' 'unsafe-inline'/, "Swagger UI's inline styles are allowed")
   t.match(csp, /script-src 'self';/, 'scripts only from the server')
-  t.match(csp, /img-src [^;]*data:/, 'data: images (the QR code of setup_data)')
+  t.match(csp, /img-src [^;]*data:/, 'data: images (the QR code of setup_data, and the picture of GET /mfa/qr/)')
+  const html = (await app.inject({ method: 'GET', url: '/api/docs' })).body
+  t.notMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script: every script is a file of the server')
+  t.match(html, /src="[^"]*\/static\/theme\/auth-kit-svg-answers\.js"/, 'the page loads the script that shows an SVG answer as a picture')
+  const script = await app.inject({ method: 'GET', url: '/api/docs/static/theme/auth-kit-svg-answers.js' })
+  t.equal(script.statusCode, 200)
+  t.match(script.headers['content-type'], /javascript/)
+  t.match(String(script.headers['content-security-policy']), /script-src 'self';/, 'served under the same policy')
 })
 
 t.test("a host's own route behind authenticate is marked protected in the host's document", async (t) => {

@@ -30,6 +30,9 @@ const block = (needle: string): string => {
 const useExample = block("app.get('/me'")
 const ordersExample = block("app.get('/orders'")
 const reportsExample = block("app.get('/reports'")
+const stepUpExample = block("app.post('/transfer'")
+const startLoginExample = block("app.get('/oauth/callback'")
+const hostSwaggerExample = block('refResolver: { buildLocalReference')
 const userRecordMerge = block('interface AuthKitUserRecord')
 const jwtMerge = block('interface FastifyJWT')
 
@@ -65,11 +68,17 @@ const withSwagger = "import '@fastify/swagger'"
 
 const withJwt = [
   withSwagger,
+  "import swagger from '@fastify/swagger'",
   "import jwt from '@fastify/jwt'",
   useExample,
   ordersExample,
+  stepUpExample,
+  // The README's social-login example calls a function of the host's own.
+  "declare function findUserFromProvider (request: import('fastify').FastifyRequest): Promise<import('fastify-auth-kit').AuthKitUserRecord>",
+  startLoginExample,
   'const myGuard = app.authKit.authenticate',
   reportsExample,
+  hostSwaggerExample,
   userRecordMerge,
   jwtMerge,
   "await app.register(jwt, { secret: 'a-secret-of-the-host-own-tokens-0123456789' })",

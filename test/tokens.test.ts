@@ -2,13 +2,11 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import authKitMfa, { type AuthKitOptions } from '../src/index.js'
-import { P, SECRET, buildApp, expectError, get, manualClock, newUser, post, totp, userWithApp } from './helpers/app.js'
+import { P, SECRET, expectError, get, manualClock, newUser, post, totp, userWithApp, clockedApp } from './helpers/app.js'
 import { isIso8601, jwtPayload, startLogin } from './helpers/flows.js'
 
 t.test('refresh tokens', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, tokens: { refreshTokenExpiry: 600 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { tokens: { refreshTokenExpiry: 600 } })
 
   t.test('a refresh gives a new pair and the old refresh token stops working', async (t) => {
     const user = await newUser(app)
@@ -24,8 +22,7 @@ t.test('refresh tokens', async (t) => {
     t.equal((await get(app, '/user/', res.body.access)).status, 200)
 
     const old = await post(app, '/token/refresh/', { refresh: user.refresh })
-    t.equal(old.status, 401)
-    t.equal(old.body.code, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
+    expectError(t, old, 401, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
   })
 
   t.test('the rotated refresh token works in turn', async (t) => {
@@ -48,34 +45,28 @@ t.test('refresh tokens', async (t) => {
     const user = await newUser(app)
     clock.advance(600)
     const res = await post(app, '/token/refresh/', { refresh: user.refresh })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
   })
 
   t.test('an unknown refresh token is a 401 AUTH_KIT_INVALID_REFRESH_TOKEN', async (t) => {
     const res = await post(app, '/token/refresh/', { refresh: 'not-a-refresh-token' })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
   })
 
   t.test('an access token is not a refresh token', async (t) => {
     const user = await newUser(app)
     const res = await post(app, '/token/refresh/', { refresh: user.access })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
+    expectError(t, res, 401, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
   })
 
   t.test('a body without refresh is a 400 FST_ERR_VALIDATION', async (t) => {
     const res = await post(app, '/token/refresh/', {})
-    t.equal(res.status, 400)
-    t.equal(res.body.code, 'FST_ERR_VALIDATION')
+    expectError(t, res, 400, 'FST_ERR_VALIDATION')
   })
 })
 
 t.test('logout', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app } = await clockedApp(t)
 
   async function secondSession (user: { username: string, password: string }) {
     return (await post(app, '/login/', { username: user.username, password: user.password })).body as { access: string, refresh: string }
@@ -87,8 +78,7 @@ t.test('logout', async (t) => {
     t.equal(res.status, 204)
     t.equal(res.body, undefined)
     const after = await post(app, '/token/refresh/', { refresh: user.refresh })
-    t.equal(after.status, 401)
-    t.equal(after.body.code, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
+    expectError(t, after, 401, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
   })
 
   t.test('logout leaves the caller\'s other sessions alone', async (t) => {
@@ -121,16 +111,13 @@ t.test('logout', async (t) => {
   t.test('logout without an access token is a 401 AUTH_KIT_UNAUTHORIZED', async (t) => {
     const user = await newUser(app)
     const res = await post(app, '/logout/', { refresh: user.refresh })
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_UNAUTHORIZED')
+    expectError(t, res, 401, 'AUTH_KIT_UNAUTHORIZED')
     t.equal((await post(app, '/token/refresh/', { refresh: user.refresh })).status, 200, 'nothing was revoked')
   })
 })
 
 t.test('access tokens', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
 
   t.test('GET /user/ answers the user\'s public view', async (t) => {
     const user = await newUser(app)
@@ -154,31 +141,26 @@ t.test('access tokens', async (t) => {
     t.equal((await get(app, '/user/', user.access)).status, 200)
     clock.advance(1)
     const res = await get(app, '/user/', user.access)
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_UNAUTHORIZED')
+    expectError(t, res, 401, 'AUTH_KIT_UNAUTHORIZED')
   })
 
   t.test('an ephemeral token is never an access token', async (t) => {
     const user = await userWithApp(app, clock)
     const step1 = await startLogin(app, user)
     const res = await get(app, '/user/', step1.ephemeral_token)
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_UNAUTHORIZED')
+    expectError(t, res, 401, 'AUTH_KIT_UNAUTHORIZED')
     t.equal((await get(app, '/mfa/', step1.ephemeral_token)).body.code, 'AUTH_KIT_UNAUTHORIZED')
   })
 
   t.test('a refresh token is not an access token', async (t) => {
     const user = await newUser(app)
     const res = await get(app, '/user/', user.refresh)
-    t.equal(res.status, 401)
-    t.equal(res.body.code, 'AUTH_KIT_UNAUTHORIZED')
+    expectError(t, res, 401, 'AUTH_KIT_UNAUTHORIZED')
   })
 })
 
 t.test('tokens.accessTokenExpiry and tokens.refreshTokenExpiry are honoured; expirations are ISO 8601', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, tokens: { accessTokenExpiry: 60, refreshTokenExpiry: 3600 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { tokens: { accessTokenExpiry: 60, refreshTokenExpiry: 3600 } })
   const user = await newUser(app)
   const login = await post(app, '/login/', { username: user.username, password: user.password })
   t.equal(login.body.access_expiration, new Date(clock.now() + 60_000).toISOString())
@@ -249,7 +231,6 @@ for (const order of ['before', 'after'] as const) {
     const user = await newUser(app)
     t.equal((await get(app, '/user/', user.access)).status, 200, 'the plugin\'s own tokens work')
     const foreign = await get(app, '/user/', hostToken)
-    t.equal(foreign.status, 401, 'a host token is not the plugin\'s access token')
-    t.equal(foreign.body.code, 'AUTH_KIT_UNAUTHORIZED')
+    expectError(t, foreign, 401, 'AUTH_KIT_UNAUTHORIZED', 'a host token is not the plugin\'s access token')
   })
 }

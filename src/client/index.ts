@@ -6,13 +6,18 @@
 import { AuthKitClientError, errorOfResponse, maxAgeOfChallenge } from './errors.js'
 import type {
   BackupCodesAnswer, BackupCodesBody, ChangeMethodAnswer, ChangeMethodBody, ConfirmMethodAnswer, ConfirmMethodBody, CreateMethodAnswer,
-  CreateMethodBody, DeactivateBody, DeleteMethodBody, DetailAnswer, DeviceInfo, LoginAnswer, LoginBody, LogoutBody, MethodInfo,
-  RefreshAnswer, RefreshBody, RegisterAnswer, RegisterBody, ResendAnswer, ResendBody, RevokeDeviceBody, RevokeSessionBody, SendBody,
+  CreateMethodBody, DeactivateBody, DeleteMethodBody, DetailAnswer, DeviceInfo, LoginAnswer, LoginBody, LogoutBody, MethodInfo, PasskeyCredential,
+  RefreshAnswer, RefreshBody, RegisterAnswer, RegisterBody, ResendAnswer, ResendBody, RevokeDeviceBody, RevokeSessionBody, SendAnswer, SendBody,
   SessionInfo, SetPrimaryBody, StepUpAnswer, StepUpBody, Tokens, UserAnswer, VerifyAnswer, VerifyBody,
 } from './types.js'
 
 export { AuthKitClientError }
 export type * from './types.js'
+export { finishPasskey, startPasskey } from './passkey.js'
+export type {
+  AuthenticationResponseJSON, Base64URLString, CredentialsLike, PasskeyAssertion, PasskeyInit, PasskeyRegistration,
+  PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialDescriptorJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON,
+} from './passkey.js'
 
 /** Where the client keeps its tokens (e.g. around `localStorage`); default: in memory. */
 export interface TokenStorage {
@@ -23,6 +28,13 @@ export interface TokenStorage {
 /** What a step-up callback is told: the route's `max_age` (seconds), when it named one. */
 export interface StepUpInfo { maxAge?: number }
 
+/**
+ * What a step-up callback answers: a code (or backup code) of `method`
+ * (default: the primary), or for a passkey the `credential` answering the
+ * `challenge` of `send({ method })`.
+ */
+export type StepUpProof = { code: string, method?: string } | { credential: PasskeyCredential, method?: string }
+
 export interface AuthKitClientOptions {
   /** The plugin's prefix as a full URL, e.g. `https://example.com/api/auth`. */
   baseUrl: string
@@ -32,11 +44,12 @@ export interface AuthKitClientOptions {
   storage?: TokenStorage
   /**
    * Called on a 401 `AUTH_KIT_STEP_UP_REQUIRED`: ask the user for a code of
-   * `method` (default: the primary) or a backup code, or answer null to give up
-   * (the 401 is then thrown). The client posts it to `/login/step-up/`, keeps
-   * the new access token and sends the request again, once.
+   * `method` (default: the primary) or a backup code, or a passkey's
+   * `credential`, or answer null to give up (the 401 is then thrown). The
+   * client posts it to `/login/step-up/`, keeps the new access token and sends
+   * the request again, once.
    */
-  onStepUp?: (info: StepUpInfo) => Promise<{ code: string, method?: string } | null>
+  onStepUp?: (info: StepUpInfo) => Promise<StepUpProof | null>
 }
 
 /** A storage that lives as long as the client. */
@@ -116,7 +129,8 @@ export function createAuthKitClient (options: AuthKitClientOptions) {
   async function stepUpFor (challenge: Response): Promise<boolean> {
     const answer = await options.onStepUp!({ maxAge: maxAgeOfChallenge(challenge.headers.get('www-authenticate')) })
     if (answer === null || answer === undefined) return false
-    await stepUp(answer.method === undefined ? { code: answer.code } : { code: answer.code, method: answer.method }, false)
+    const method = answer.method === undefined ? {} : { method: answer.method }
+    await stepUp('credential' in answer ? { credential: answer.credential, ...method } : { code: answer.code, ...method }, false)
     return true
   }
 
@@ -234,8 +248,8 @@ export function createAuthKitClient (options: AuthKitClientOptions) {
     deactivate: (body: DeactivateBody) => post<DetailAnswer>('/mfa/deactivate/', body, true),
     /** `POST /mfa/delete/`. */
     deleteMethod: (body: DeleteMethodBody) => postNothing('/mfa/delete/', body),
-    /** `POST /mfa/send/`. */
-    send: (body: SendBody) => post<DetailAnswer>('/mfa/send/', body, true),
+    /** `POST /mfa/send/`: a code is sent, or for a passkey the answer has a `challenge` for `startPasskey()`. */
+    send: (body: SendBody) => post<SendAnswer>('/mfa/send/', body, true),
     /** `POST /mfa/backup-codes/`: the method's earlier backup codes stop working. */
     regenerateBackupCodes: (body: BackupCodesBody) => post<BackupCodesAnswer>('/mfa/backup-codes/', body, true),
     /**

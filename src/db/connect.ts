@@ -94,6 +94,17 @@ export async function requireMigrated (db: Kysely<any>): Promise<void> {
   }
 }
 
+/**
+ * `migrateAuthKit(db)`: runs the bundled migrations not yet run on `db` (a
+ * host's Kysely instance, for hosts that register with `migrate: false`),
+ * recorded in their own tables `auth_kit_migration` and
+ * `auth_kit_migration_lock`; running it again does nothing. On MySQL and
+ * MariaDB it then makes every `auth_kit_` table utf8mb4 with the binary
+ * collation. Throws an `Error` "fastify-auth-kit: migration NAME failed: …"
+ * (NAME empty when none was reached, e.g. the database cannot be reached);
+ * on PostgreSQL and SQLite the run is one transaction and leaves nothing
+ * half done, on MySQL a failed migration's earlier statements stay.
+ */
 export async function migrateToLatest (db: Kysely<any>): Promise<void> {
   const migrator = migratorFor(db)
   const { error, results } = await migrator.migrateToLatest()

@@ -111,6 +111,31 @@ export interface LoginFailureTable {
   expires_at: number
 }
 
+/** A challenge of a challenge–response method, bound to its method and scope (SPEC section 10). */
+export interface ChallengeTable {
+  id: string
+  user_id: string
+  method_id: string
+  scope: string
+  challenge_hash: string
+  expires_at: number
+  created_at: number
+}
+
+/** The public part of a challenge–response method's credential (a passkey's public key). */
+export interface CredentialTable {
+  id: string
+  method_id: string
+  user_id: string
+  credential_key: string
+  credential_id: string
+  public_key: string
+  sign_count: number
+  transports: string | null
+  created_at: number
+  last_used_at: number | null
+}
+
 export interface Database {
   auth_kit_user: UserTable
   auth_kit_mfa_method: MfaMethodTable
@@ -123,4 +148,6 @@ export interface Database {
   auth_kit_trusted_device: TrustedDeviceTable
   auth_kit_user_identifier: UserIdentifierTable
   auth_kit_login_failure: LoginFailureTable
+  auth_kit_challenge: ChallengeTable
+  auth_kit_credential: CredentialTable
 }

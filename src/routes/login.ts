@@ -1,24 +1,42 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { loginRouteSchemas as s } from '../../schemas/login.js'
-import { type AuthKitCore, requestContext } from '../core.js'
-import { bothSlashes } from './route.js'
+import { loginRouteSchemas as s, loginRouteSchemasFor } from '../../schemas/login.js'
+import type { ChallengeResponseFields } from '../../schemas/common.js'
+import { type AuthKitGuards, requestContext } from '../core.js'
+import { publicUser, type UserStore } from '../users.js'
+import type { AccountService } from '../services/account.js'
+import type { LoginService } from '../services/login.js'
+import type { TokenService } from '../services/tokens.js'
+import { type AuthKitRoutes, bothSlashes, factorResponse } from './route.js'
 
-type Body<T> = { Body: T }
+/** What the login routes use. */
+export interface LoginRouteDeps {
+  login: LoginService
+  tokens: TokenService
+  account: AccountService
+  users: UserStore<any>
+  guards: Pick<AuthKitGuards, 'authenticate' | 'authenticateAny' | 'requireSecondFactorForChanges'>
+  /** `POST /registration/` exists (the `registration` option). */
+  registration: boolean
+}
 
-/** Login, tokens, sessions and devices: SPEC section 3, "Login". */
-export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: AuthKitCore }): Promise<void> {
-  const { login, tokens, account, users } = core
-  // Ending sessions or forgetting devices needs a second factor once the user
-  // has one: a password-only login cannot sign out the user's stronger ones.
-  const gated = [core.authenticate, async (request: FastifyRequest, reply: FastifyReply) => core.requireSecondFactorForChanges(request, reply)]
+/**
+ * Ending sessions or forgetting devices needs a second factor once the user
+ * has one: a password-only login cannot sign out the user's stronger ones.
+ */
+function gatedBy (guards: LoginRouteDeps['guards']) {
+  return [guards.authenticate, guards.requireSecondFactorForChanges]
+}
+
+/** Login, tokens and sessions: SPEC section 3, "Login". */
+export async function loginRoutePlugin (app: AuthKitRoutes, { login, tokens, account, users, guards, registration }: LoginRouteDeps): Promise<void> {
+  const gated = gatedBy(guards)
   bothSlashes(app, {
     method: 'POST', url: '/login/', schema: s.login,
-    handler: async (request: FastifyRequest<Body<{ username: string, password: string, device_token?: string }>>) =>
+    handler: async (request) =>
       login.login(requestContext(request), request.body.username, request.body.password, request.body.device_token),
   })
   bothSlashes(app, {
     method: 'POST', url: '/token/refresh/', schema: s.refresh,
-    handler: async (request: FastifyRequest<Body<{ refresh: string }>>) => {
+    handler: async (request) => {
       const { userId: _userId, ...issued } = await tokens.refresh(request.body.refresh, async (id) => {
         if ((await users.findById(id)) != null) return true
         await account.forgetGoneUser(id)
@@ -28,23 +46,23 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
     },
   })
   bothSlashes(app, {
-    method: 'POST', url: '/logout/', schema: s.logout, onRequest: core.authenticateAny,
-    handler: async (request: FastifyRequest<Body<{ refresh: string }>>, reply) => {
+    method: 'POST', url: '/logout/', schema: s.logout, onRequest: guards.authenticateAny,
+    handler: async (request, reply) => {
       await tokens.logout(String(request.user.id), request.body.refresh)
       return reply.code(204).send()
     },
   })
   bothSlashes(app, {
-    method: 'GET', url: '/user/', schema: s.user, onRequest: core.authenticateAny,
-    handler: async (request) => ({ user: users.toPublic(request.user) }),
+    method: 'GET', url: '/user/', schema: s.user, onRequest: guards.authenticateAny,
+    handler: async (request) => ({ user: publicUser(users, request.user) }),
   })
   bothSlashes(app, {
-    method: 'GET', url: '/sessions/', schema: s.sessions, onRequest: core.authenticate,
+    method: 'GET', url: '/sessions/', schema: s.sessions, onRequest: guards.authenticate,
     handler: async (request) => account.listSessions(String(request.user.id), request.authKitSession!),
   })
   bothSlashes(app, {
     method: 'POST', url: '/sessions/revoke/', schema: s.revokeSession, onRequest: gated,
-    handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
+    handler: async (request, reply) => {
       await account.revokeSession(requestContext(request), String(request.user.id), request.body.id)
       return reply.code(204).send()
     },
@@ -56,46 +74,59 @@ export async function loginRoutePlugin (app: FastifyInstance, { core }: { core: 
       return reply.code(204).send()
     },
   })
-  if (core.options.registration) {
+  if (registration) {
     bothSlashes(app, {
       method: 'POST', url: '/registration/', schema: s.registration,
-      handler: async (request: FastifyRequest<Body<{ username: string, email: string, password: string }>>, reply) => {
+      handler: async (request, reply) => {
         const create = users.create
         if (create === undefined) throw new Error('fastify-auth-kit: the user store has no create()')
         const user = await create.call(users, { username: request.body.username, email: request.body.email, password: request.body.password })
-        return reply.code(201).send({ user: users.toPublic(user) })
+        return reply.code(201).send({ user: publicUser(users, user) })
       },
     })
   }
-  if (!core.options.mfa.enabled) return
+}
+
+/** What the second-factor routes use. */
+export interface SecondFactorRouteDeps extends Pick<LoginRouteDeps, 'login' | 'account' | 'guards'> {
+  /** The fields the configured challenge–response methods add (`HandlerRegistry.challengeResponseSchemas()`). */
+  challengeResponse: ChallengeResponseFields
+}
+
+/** What exists only while MFA is on (`mfa.enabled`): step 2 of login, step-up and remembered devices. */
+export async function secondFactorRoutePlugin (app: AuthKitRoutes, deps: SecondFactorRouteDeps): Promise<void> {
+  const { login, account, guards } = deps
+  // With a challenge–response method (a passkey), verify and step-up take `credential`, change-method and resend may answer a `challenge`.
+  const s = loginRouteSchemasFor(deps.challengeResponse)
+  const gated = gatedBy(guards)
   bothSlashes(app, {
-    method: 'GET', url: '/devices/', schema: s.devices, onRequest: core.authenticate,
+    method: 'GET', url: '/devices/', schema: s.devices, onRequest: guards.authenticate,
     handler: async (request) => account.listDevices(String(request.user.id), request.authKitSession!),
   })
   bothSlashes(app, {
     method: 'POST', url: '/devices/revoke/', schema: s.revokeDevice, onRequest: gated,
-    handler: async (request: FastifyRequest<Body<{ id: string }>>, reply) => {
+    handler: async (request, reply) => {
       await account.revokeDevice(requestContext(request), String(request.user.id), request.body.id)
       return reply.code(204).send()
     },
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/verify/', schema: s.verify,
-    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string, code: string, remember_device?: boolean }>>) =>
-      login.verify(requestContext(request), request.body.ephemeral_token, request.body.code, request.body.remember_device === true),
+    handler: async (request) =>
+      login.verify(requestContext(request), request.body.ephemeral_token, factorResponse(request.body), request.body.remember_device === true),
   })
   bothSlashes(app, {
-    method: 'POST', url: '/login/step-up/', schema: s.stepUp, onRequest: core.authenticate,
-    handler: async (request: FastifyRequest<Body<{ code: string, method?: string }>>) =>
-      login.stepUp(requestContext(request), request.user, request.authKitSession!.id, request.body.code, request.body.method),
+    method: 'POST', url: '/login/step-up/', schema: s.stepUp, onRequest: guards.authenticate,
+    handler: async (request) =>
+      login.stepUp(requestContext(request), request.user, request.authKitSession!.id, factorResponse(request.body), request.body.method),
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/change-method/', schema: s.changeMethod,
-    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string, new_method: string }>>) =>
+    handler: async (request) =>
       login.changeMethod(requestContext(request), request.body.ephemeral_token, request.body.new_method),
   })
   bothSlashes(app, {
     method: 'POST', url: '/login/resend/', schema: s.resend,
-    handler: async (request: FastifyRequest<Body<{ ephemeral_token: string }>>) => login.resend(requestContext(request), request.body.ephemeral_token),
+    handler: async (request) => login.resend(requestContext(request), request.body.ephemeral_token),
   })
 }

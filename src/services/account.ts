@@ -4,29 +4,14 @@ import { inUserLock } from '../db/user-lock.js'
 import { TrustedDeviceRepository } from '../repositories/devices.js'
 import { MethodRepository } from '../repositories/methods.js'
 import { UserLockRepository } from '../repositories/user-locks.js'
-import { LoginAttemptRepository } from '../repositories/login-attempts.js'
+import type { Repositories } from '../repositories/index.js'
 import type { SessionRow } from '../repositories/sessions.js'
-import type { MethodService, MethodSummary } from './methods.js'
-import type { TokenService } from './tokens.js'
+import type { MethodService } from './methods.js'
+import type { MethodSummary } from '../../schemas/methods.js'
+import type { Device, Session } from '../../schemas/login.js'
+import { AMR_TWO_STEP, type TokenService } from './tokens.js'
+import type { TokenPair } from '../../schemas/common.js'
 import type { EventBus, RequestContext } from './events.js'
-
-export interface SessionSummary {
-  id: string
-  created_at: string
-  last_used_at: string
-  expires_at: string
-  amr: string[]
-  current: boolean
-}
-
-export interface DeviceSummary {
-  id: string
-  label: string
-  created_at: string
-  last_used_at: string
-  expires_at: string
-  current: boolean
-}
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 /** An admin call is made outside any request. */
@@ -40,12 +25,19 @@ const ADMIN: RequestContext = { ip: null }
 export class AccountService {
   private readonly devices: TrustedDeviceRepository
 
-  constructor (private readonly props: { db: Kysely<Database>, tokens: TokenService, methods: MethodService, events: EventBus, now: () => number }) {
-    this.devices = new TrustedDeviceRepository(props.db)
+  constructor (private readonly props: {
+    db: Kysely<Database>
+    repositories: Pick<Repositories, 'sessions' | 'devices' | 'loginAttempts'>
+    tokens: TokenService
+    methods: MethodService
+    events: EventBus
+    now: () => number
+  }) {
+    this.devices = props.repositories.devices
   }
 
-  async listSessions (userId: string, current: SessionRow): Promise<SessionSummary[]> {
-    const sessions = await this.props.tokens.sessions.listLive(userId, this.props.now())
+  async listSessions (userId: string, current: SessionRow): Promise<Session[]> {
+    const sessions = await this.props.repositories.sessions.listLive(userId, this.props.now())
     return sessions.filter((s) => !s.setupOnly).map((s) => ({
       id: s.id, created_at: iso(s.createdAt), last_used_at: iso(s.lastUsedAt), expires_at: iso(s.expiresAt), amr: s.amr, current: s.id === current.id,
     }))
@@ -64,7 +56,7 @@ export class AccountService {
     if (forgotten > 0) this.props.events.emit('device_revoked', ctx, userId)
   }
 
-  async listDevices (userId: string, current: SessionRow): Promise<DeviceSummary[]> {
+  async listDevices (userId: string, current: SessionRow): Promise<Device[]> {
     const devices = await this.devices.listLive(userId, this.props.now())
     return devices.map((d) => ({
       id: d.id, label: d.label, created_at: iso(d.createdAt), last_used_at: iso(d.lastUsedAt), expires_at: iso(d.expiresAt), current: d.id === current.deviceId,
@@ -74,6 +66,17 @@ export class AccountService {
   /** Forgets one of the user's devices; another user's id changes nothing. */
   async revokeDevice (ctx: RequestContext, userId: string, id: string): Promise<void> {
     if (await this.devices.revoke(id, userId)) this.props.events.emit('device_revoked', ctx, userId)
+  }
+
+  /**
+   * Enrolment finished with a setup-only token (SPEC section 9): that setup
+   * session ends and a full one begins, its second factor checked now.
+   */
+  async finishEnrolment (ctx: RequestContext, userId: string, setupSessionId: string): Promise<TokenPair> {
+    await this.props.tokens.endSession(userId, setupSessionId)
+    const { sid: _sid, ...issued } = await this.props.tokens.startSession({ userId, amr: AMR_TWO_STEP, authTime: this.props.now() })
+    this.props.events.emit('login_succeeded', ctx, userId)
+    return issued
   }
 
   // --- app.authKit.admin ------------------------------------------------------
@@ -124,6 +127,6 @@ export class AccountService {
   async forgetGoneUser (userId: string): Promise<void> {
     await this.props.tokens.endSessionsOf(userId)
     await this.devices.revokeAllOf(userId)
-    await new LoginAttemptRepository(this.props.db).killAllOf(userId, this.props.now())
+    await this.props.repositories.loginAttempts.killAllOf(userId, this.props.now())
   }
 }

@@ -1,27 +1,27 @@
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { AlgorithmUnsupportedError, type CryptoPlugin, generateSecret, generateURI, generateSync as generateTotp, verifySync as verifyTotp } from 'otplib'
 import type { Database } from '../db/types.js'
-import { BACKUP_CODE_COST, type Keyring, normalizeCrockford, randomCrockford, randomDigits, slowHash, slowVerify } from '../crypto.js'
+import { BACKUP_CODE_COST, type Keyring, normalizeCrockford, randomCrockford, randomDigits, randomToken, slowHash, slowVerify } from '../crypto.js'
 import { MethodRepository } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import { SentCodeRepository, type SentCodeRow } from '../repositories/sent-codes.js'
-import { type HandlerServices, type MfaHandler, handlerContext } from '../handlers/base.js'
+import { ChallengeRepository } from '../repositories/challenges.js'
+import { CredentialRepository } from '../repositories/credentials.js'
+import { type ChallengeScope, type HandlerServices, type MfaHandler, type StoredCredential, type WebAuthnSettings, handlerContext } from '../handlers/base.js'
 import type { Mailer, CodeMailContext } from '../mail.js'
 import { plainMailbox } from '../mail.js'
 import type { AuthKitUser, UserStore } from '../users.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { AuthKitErrors, retryLater } from '../errors.js'
+import { type Repositories, repositoriesOf } from '../repositories/index.js'
+import type { ResolvedOptions } from '../options.js'
 
 /** Digits of a sent code and of a TOTP (RFC 6238 with 6 digits). */
 export const OTP_DIGITS = 6
 const OTP_PATTERN = new RegExp(`^[0-9]{${OTP_DIGITS}}$`)
 
-export interface CodeSettings {
-  applicationName: string
-  /** Seconds between two codes sent for one method of one user. */
-  resendCooldown: number
-  backupCodes: { count: number, length: number, secureHash: boolean }
-}
+/** `ephemeralTokenExpiry` is how long a login attempt, and so its challenge, lives. */
+export type CodeSettings = Pick<ResolvedOptions['mfa'], 'applicationName' | 'resendCooldown' | 'ephemeralTokenExpiry' | 'backupCodes'>
 
 export interface NewBackupCode { id: string, lookup: string, codeHash: string }
 
@@ -30,10 +30,14 @@ export type DispatchResult = 'sent' | 'cooldown' | 'in-flight'
 
 export interface CodeServiceProps {
   db: Kysely<Database>
+  /** Over `db`. */
+  repositories: Pick<Repositories, 'methods' | 'backupCodes' | 'sentCodes' | 'challenges' | 'credentials'>
   keyring: Keyring
   settings: CodeSettings
   users: UserStore<any>
   mailer: Mailer | null
+  /** The relying party of passkeys, or null when `webauthn` is not set. */
+  webauthn: WebAuthnSettings | null
   now: () => number
 }
 
@@ -43,6 +47,35 @@ export interface CodeServiceProps {
  */
 export function normalizeOtp (input: string): string {
   return input.replace(/[\s-]/g, '')
+}
+
+/**
+ * Handlers whose latest TOTP check was refused only because the code's step
+ * (or a later one) had already been accepted for the method: the code itself
+ * was right. Read through `matchedSpentStep`, so a route can say "already used".
+ */
+const spentStepChecks = new WeakSet<MfaHandler>()
+
+/**
+ * Whether `handler`'s latest `checkTotp` matched a step of the window that was
+ * already accepted for the method, or that is older than one that was (rule 3).
+ * False after any other outcome, and for methods that send codes.
+ */
+export function matchedSpentStep (handler: MfaHandler): boolean {
+  return spentStepChecks.has(handler)
+}
+
+/** Random bytes of a challenge (WebAuthn wants at least 16). */
+const CHALLENGE_BYTES = 32
+
+/** The stored key of a challenge scope. */
+function scopeKey (scope: ChallengeScope): string {
+  return scope.kind === 'login' ? `login:${scope.attemptId}` : scope.kind
+}
+
+/** The unique key of a credential id: its SHA-256, hex (ids can be too long to index). */
+function credentialKey (credentialId: string): string {
+  return createHash('sha256').update(credentialId, 'utf8').digest('hex')
 }
 
 /**
@@ -94,19 +127,26 @@ export class CodeService implements HandlerServices {
   private readonly methods: MethodRepository
   private readonly backupCodes: BackupCodeRepository
   private readonly sentCodes: SentCodeRepository
+  private readonly challenges: ChallengeRepository
+  private readonly credentials: CredentialRepository
 
   constructor (private readonly props: CodeServiceProps) {
-    this.methods = new MethodRepository(props.db)
-    this.backupCodes = new BackupCodeRepository(props.db)
-    this.sentCodes = new SentCodeRepository(props.db)
+    this.methods = props.repositories.methods
+    this.backupCodes = props.repositories.backupCodes
+    this.sentCodes = props.repositories.sentCodes
+    this.challenges = props.repositories.challenges
+    this.credentials = props.repositories.credentials
   }
 
   /** The same service over another handle (a transaction). */
   on (db: Kysely<Database>): CodeService {
-    return db === this.props.db ? this : new CodeService({ ...this.props, db })
+    return db === this.props.db ? this : new CodeService({ ...this.props, db, repositories: repositoriesOf(db) })
   }
 
   get applicationName (): string { return this.props.settings.applicationName }
+  get resendCooldown (): number { return this.props.settings.resendCooldown }
+  get webauthn (): WebAuthnSettings | null { return this.props.webauthn }
+  get challengeExpiry (): number { return this.props.settings.ephemeralTokenExpiry }
 
   /** One plain mailbox from the user store, or null (rule 7). */
   emailOf (user: AuthKitUser): string | null {
@@ -143,6 +183,7 @@ export class CodeService implements HandlerServices {
   }
 
   async checkTotp (handler: MfaHandler, input: string): Promise<boolean> {
+    spentStepChecks.delete(handler)
     const code = normalizeOtp(input)
     if (!OTP_PATTERN.test(code)) return false
     let stored: Awaited<ReturnType<CodeService['secretOf']>>
@@ -159,7 +200,10 @@ export class CodeService implements HandlerServices {
     })
     if (!result.valid) return false
     // Each step is good once per method, on any route, in any process.
-    if (!(await this.methods.advanceTotpStep(methodId, (result as { timeStep: number }).timeStep))) return false
+    if (!(await this.methods.advanceTotpStep(methodId, (result as { timeStep: number }).timeStep))) {
+      spentStepChecks.add(handler)
+      return false
+    }
     // Key rotation: a secret sealed under an older key moves to the newest on use,
     // so the older key can be retired once users have logged in.
     if (!this.props.keyring.sealedWithCurrent(sealed)) {
@@ -231,7 +275,7 @@ export class CodeService implements HandlerServices {
       if (!free || !(await this.sentCodes.claimSend(previous.id, previous.sentAt, now, pendingUntil))) {
         const wait = inFlight ? previous.pendingUntil! - now : cooldown - waited
         if (!strict) return inFlight ? 'in-flight' : 'cooldown'
-        throw withRetryAfter(new AuthKitErrors.ResendTooSoon(), Math.max(1, wait / 1000))
+        throw retryLater(AuthKitErrors.ResendTooSoon, wait / 1000)
       }
     }
     try {
@@ -258,6 +302,67 @@ export class CodeService implements HandlerServices {
    */
   async forgetSentCodes (userId: string, method: string): Promise<void> {
     await this.sentCodes.invalidate(userId, method)
+  }
+
+  // --- Challenges and credentials (SPEC section 10) ------------------------------
+
+  private challengeHash (challenge: string): string {
+    return this.props.keyring.hash(`challenge:${challenge}`)
+  }
+
+  async issueChallenge (handler: MfaHandler, scope: ChallengeScope): Promise<string> {
+    const { userId, methodId } = handlerContext(handler)
+    const now = this.props.now()
+    const challenge = randomToken(CHALLENGE_BYTES)
+    // Each new challenge clears the user's expired ones, so the table stays small without a job.
+    await this.challenges.purgeExpired(userId, now)
+    const row = { id: randomUUID(), userId, methodId, scope: scopeKey(scope), challengeHash: this.challengeHash(challenge), expiresAt: now + this.challengeExpiry * 1000 }
+    // Two issues for one scope at once: the one written last is the live one.
+    if (!(await this.challenges.replace(row, now)) && !(await this.challenges.replace(row, now))) {
+      throw new Error('fastify-auth-kit: could not store a challenge')
+    }
+    return challenge
+  }
+
+  /** The live row of `scope` whose challenge is `challenge`, or undefined. */
+  private async liveChallenge (handler: MfaHandler, scope: ChallengeScope, challenge: string) {
+    if (typeof challenge !== 'string' || challenge === '') return undefined
+    const row = await this.challenges.find(handlerContext(handler).methodId, scopeKey(scope))
+    if (row === undefined || row.expiresAt <= this.props.now()) return undefined
+    return this.props.keyring.matches(`challenge:${challenge}`, row.challengeHash) ? row : undefined
+  }
+
+  async challengeIsLive (handler: MfaHandler, scope: ChallengeScope, challenge: string): Promise<boolean> {
+    return (await this.liveChallenge(handler, scope, challenge)) !== undefined
+  }
+
+  async consumeChallenge (handler: MfaHandler, scope: ChallengeScope, challenge: string): Promise<boolean> {
+    const row = await this.liveChallenge(handler, scope, challenge)
+    return row !== undefined && this.challenges.consume(row.id, row.challengeHash, this.props.now())
+  }
+
+  async findCredential (handler: MfaHandler): Promise<StoredCredential | null> {
+    const row = await this.credentials.findByMethod(handlerContext(handler).methodId)
+    return row === undefined ? null : { id: row.credentialId, publicKey: row.publicKey, counter: row.signCount, transports: row.transports }
+  }
+
+  async saveCredential (handler: MfaHandler, credential: StoredCredential): Promise<boolean> {
+    const { userId, methodId } = handlerContext(handler)
+    const key = credentialKey(credential.id)
+    const owner = await this.credentials.methodOfKey(key)
+    if (owner !== undefined && owner !== methodId) return false
+    await this.credentials.deleteForMethod(methodId)
+    // Another user's confirm, under another user's lock, may store the same id
+    // between the look above and this insert: the unique key refuses the later
+    // one, which is then the same wrong credential as above (no 500).
+    return this.credentials.insertUnlessTaken({
+      id: randomUUID(), methodId, userId, credentialKey: key, credentialId: credential.id, publicKey: credential.publicKey,
+      signCount: credential.counter, transports: credential.transports, createdAt: this.props.now(),
+    })
+  }
+
+  async recordCredentialUse (handler: MfaHandler, previous: number, counter: number): Promise<boolean> {
+    return this.credentials.recordUse(handlerContext(handler).methodId, previous, counter, this.props.now())
   }
 
   // --- Backup codes (rule 4) --------------------------------------------------

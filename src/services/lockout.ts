@@ -2,17 +2,13 @@ import type { Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
 import type { UserTransaction } from '../db/user-lock.js'
 import { UserLockRepository } from '../repositories/user-locks.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { AuthKitErrors, retryLater } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
 
 /** The longest lock, in seconds: the doubling stops at a day. */
 export const MAX_LOCK_SECONDS = 86400
 
-export interface LockoutSettings {
-  /** Consecutive wrong codes that lock the user. */
-  lockoutThreshold: number
-  /** Seconds of the first lock; each further lock without a right code doubles it. */
-  lockoutDuration: number
-}
+export type LockoutSettings = Pick<ResolvedOptions['mfa'], 'lockoutThreshold' | 'lockoutDuration'>
 
 /** What one code check under the lockout came to. */
 export interface CodeVerdict {
@@ -56,7 +52,7 @@ export class LockoutService {
   /** 429 while the user is locked. */
   refuseIfLocked ({ lock }: UserTransaction): void {
     const now = this.props.now()
-    if (lock.lockedUntil > now) throw withRetryAfter(new AuthKitErrors.TooManyAttempts(), (lock.lockedUntil - now) / 1000)
+    if (lock.lockedUntil > now) throw retryLater(AuthKitErrors.TooManyAttempts, (lock.lockedUntil - now) / 1000)
   }
 
   /** Seconds of the lock after `lockCount` earlier ones. */

@@ -1,19 +1,14 @@
 import { isIPv4, isIPv6 } from 'node:net'
-import type { Kysely } from 'kysely'
-import type { Database } from '../db/types.js'
 import type { Keyring } from '../crypto.js'
-import { LoginFailureRepository } from '../repositories/login-failures.js'
+import type { LoginFailureRepository } from '../repositories/login-failures.js'
+import type { Repositories } from '../repositories/index.js'
 import { isTransientConflict } from '../repositories/db-errors.js'
-import { loginKey, type AuthKitUser, type UserStore } from '../users.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { loginKey, type AuthKitUser } from '../users.js'
+import { AuthKitErrors, retryLater } from '../errors.js'
 import type { EventBus, RequestContext } from './events.js'
+import type { ResolvedOptions } from '../options.js'
 
-export interface LoginThrottleSettings {
-  maxFailuresPerClient: number
-  maxFailuresPerAddress: number
-  /** Seconds. */
-  failureWindow: number
-}
+export type LoginThrottleSettings = ResolvedOptions['login']
 
 /** Tries of a count that keeps meeting a window another request is restarting or purging. */
 const COUNT_TRIES = 3
@@ -48,15 +43,8 @@ export function clientAddress (ip: string): string {
 export class LoginThrottleService {
   private readonly failures: LoginFailureRepository
 
-  constructor (
-    db: Kysely<Database>,
-    private readonly keyring: Keyring,
-    private readonly users: UserStore<any>,
-    private readonly settings: LoginThrottleSettings,
-    private readonly events: EventBus,
-    private readonly now: () => number,
-  ) {
-    this.failures = new LoginFailureRepository(db)
+  constructor (private readonly props: { repositories: Pick<Repositories, 'loginFailures'>, keyring: Keyring, settings: LoginThrottleSettings, events: EventBus, now: () => number }) {
+    this.failures = props.repositories.loginFailures
   }
 
   /**
@@ -67,17 +55,17 @@ export class LoginThrottleService {
    * normalized text, the same way, so the answer tells nothing about accounts.
    */
   async reserve (ctx: RequestContext, login: string, user: AuthKitUser | null): Promise<void> {
-    const now = this.now()
+    const now = this.props.now()
     await this.purge(now)
     const { client, address } = this.keysOf(ctx, login, user)
-    let blockedUntil = await this.count(client, 'client', this.settings.maxFailuresPerClient, now)
+    let blockedUntil = await this.count(client, 'client', this.props.settings.maxFailuresPerClient, now)
     if (blockedUntil === null) {
-      blockedUntil = await this.count(address, 'address', this.settings.maxFailuresPerAddress, now)
+      blockedUntil = await this.count(address, 'address', this.props.settings.maxFailuresPerAddress, now)
       if (blockedUntil !== null) await this.failures.giveBack(client)
     }
     if (blockedUntil === null) return
-    this.events.emit('login_throttled', ctx, user === null ? null : String(user.id))
-    throw withRetryAfter(new AuthKitErrors.LoginThrottled(), (blockedUntil - now) / 1000)
+    this.props.events.emit('login_throttled', ctx, user === null ? null : String(user.id))
+    throw retryLater(AuthKitErrors.LoginThrottled, (blockedUntil - now) / 1000)
   }
 
   /** A right password: the client's count starts over, and the address gets its check back. */
@@ -92,14 +80,14 @@ export class LoginThrottleService {
     const address = clientAddress(ctx.ip ?? 'unknown')
     const account = user === null ? `login\u0000${loginKey(login)}` : `user\u0000${String(user.id)}`
     return {
-      client: this.keyring.hash(`login-client\u0000${address}\u0000${account}`),
-      address: this.keyring.hash(`login-address\u0000${address}`),
+      client: this.props.keyring.hash(`login-client\u0000${address}\u0000${account}`),
+      address: this.props.keyring.hash(`login-address\u0000${address}`),
     }
   }
 
   /** Counts one failure under `key`; null when counted, else when the full window ends. */
   private async count (key: string, scope: string, limit: number, now: number): Promise<number | null> {
-    const expiresAt = now + this.settings.failureWindow * 1000
+    const expiresAt = now + this.props.settings.failureWindow * 1000
     for (let tries = 0; tries < COUNT_TRIES; tries++) {
       try {
         await this.failures.ensure(key, scope, expiresAt)

@@ -7,40 +7,27 @@ import { LoginAttemptRepository, type LoginAttemptRow } from '../repositories/lo
 import { TrustedDeviceRepository, type TrustedDeviceRow } from '../repositories/devices.js'
 import { SessionRepository } from '../repositories/sessions.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
-import type { CodeService } from './codes.js'
+import type { Dispatch, FactorResponse } from '../handlers/base.js'
 import type { LoginThrottleService } from './login-throttle.js'
 import type { MethodService } from './methods.js'
-import { AMR_ONE_STEP, AMR_TWO_STEP, type AccessToken, type IssuedTokens, type TokenService } from './tokens.js'
+import { AMR_ONE_STEP, AMR_TWO_STEP, type IssuedTokens, type TokenService } from './tokens.js'
 import type { EventBus, RequestContext } from './events.js'
-import { type AuthKitUser, type UserStore, dummyPasswordHash, withoutPasswordHash } from '../users.js'
+import { type AuthKitUser, type UserStore, dummyPasswordHash, publicUser, withoutPasswordHash } from '../users.js'
 import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
+import type { ResolvedOptions } from '../options.js'
+import type { PublicUser } from '../../schemas/common.js'
+import type { ChangeMethodAnswer, LoginAnswer, ResendAnswer, StepUpAnswer, VerifyAnswer } from '../../schemas/login.js'
 
-export interface LoginSettings {
-  mfaEnabled: boolean
-  /** Seconds a login attempt lives. */
-  ephemeralTokenExpiry: number
-  maxAttemptsPerToken: number
-  /** Whether a user must enrol a method before a normal session (SPEC section 9). */
-  required: (user: AuthKitUser) => boolean | Promise<boolean>
-  /** Days a remembered device skips the second step; 0: never remembered. */
-  trustedDeviceDays: number
-}
+export type LoginSettings = Pick<ResolvedOptions['mfa'], 'ephemeralTokenExpiry' | 'maxAttemptsPerToken' | 'required' | 'trustedDeviceDays'>
 
-type PublicUser = Record<string, unknown>
-
-export type LoginResult =
-  | ({ mfa_enabled: false, user: PublicUser } & IssuedTokens)
-  | ({ mfa_enabled: false, mfa_setup_required: true, user: PublicUser } & AccessToken)
-  | { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[] }
-
-export type VerifyResult = IssuedTokens & { user: PublicUser, device_token?: string, device_expiration?: string }
 
 export interface LoginServiceProps {
   db: Kysely<Database>
+  repositories: Pick<Repositories, 'loginAttempts' | 'devices'>
   keyring: Keyring
   users: UserStore<any>
   registry: HandlerRegistry
-  codes: CodeService
   methods: MethodService
   tokens: TokenService
   throttle: LoginThrottleService
@@ -49,6 +36,11 @@ export interface LoginServiceProps {
   /** Called when a user the store no longer returns is met (rule 12). */
   onUserGone: (userId: string) => Promise<void>
   now: () => number
+}
+
+/** The `challenge` a dispatch adds to an answer (SPEC section 10), or nothing. */
+function challengeOf (dispatched: Dispatch): { challenge?: unknown } {
+  return dispatched.challenge === undefined ? {} : { challenge: dispatched.challenge }
 }
 
 /** Longest device label kept, in characters. */
@@ -73,8 +65,8 @@ export class LoginService {
   private readonly devices: TrustedDeviceRepository
 
   constructor (private readonly props: LoginServiceProps) {
-    this.attempts = new LoginAttemptRepository(props.db)
-    this.devices = new TrustedDeviceRepository(props.db)
+    this.attempts = props.repositories.loginAttempts
+    this.devices = props.repositories.devices
   }
 
   private get now (): number { return this.props.now() }
@@ -82,7 +74,7 @@ export class LoginService {
   /** Tokens for a finished login, and the event that says so. */
   private async finish (ctx: RequestContext, user: AuthKitUser, tokens: IssuedTokens): Promise<IssuedTokens & { user: PublicUser }> {
     this.props.events.emit('login_succeeded', ctx, String(user.id))
-    return { ...tokens, user: this.props.users.toPublic(user) }
+    return { ...tokens, user: publicUser(this.props.users, user) }
   }
 
   /** One answer, in about one time, for an unknown user and a wrong password. */
@@ -104,7 +96,7 @@ export class LoginService {
   }
 
   /** `POST /login/`: the password, then whatever step 1 answers. */
-  async login (ctx: RequestContext, login: string, password: string, deviceToken?: string): Promise<LoginResult> {
+  async login (ctx: RequestContext, login: string, password: string, deviceToken?: string): Promise<LoginAnswer> {
     const user = await this.checkPassword(ctx, login, password)
     return this.start(ctx, user, deviceToken)
   }
@@ -114,16 +106,16 @@ export class LoginService {
    * host's own way in through `app.authKit.startLogin`): a challenge, a
    * setup-only token, or tokens.
    */
-  async start (ctx: RequestContext, user: AuthKitUser, deviceToken?: string): Promise<LoginResult> {
-    const { settings, tokens, methods, registry, codes, keyring, events } = this.props
+  async start (ctx: RequestContext, user: AuthKitUser, deviceToken?: string): Promise<LoginAnswer> {
+    const { settings, tokens, methods, keyring, events } = this.props
     user = withoutPasswordHash(user)
     const userId = String(user.id)
     await tokens.purgeDead(userId)
-    const active = settings.mfaEnabled ? await methods.activeMethods(userId) : []
+    const active = await methods.activeMethods(userId)
     if (active.length === 0) {
-      if (settings.mfaEnabled && await settings.required(withoutPasswordHash(user))) {
+      if (await settings.required(withoutPasswordHash(user))) {
         const setup = await tokens.startSetupSession(userId)
-        return { mfa_enabled: false, mfa_setup_required: true, access: setup.access, access_expiration: setup.access_expiration, user: this.props.users.toPublic(user) }
+        return { mfa_enabled: false, mfa_setup_required: true, access: setup.access, access_expiration: setup.access_expiration, user: publicUser(this.props.users, user) }
       }
       return { mfa_enabled: false, ...(await this.finish(ctx, user, await tokens.startSession({ userId, amr: AMR_ONE_STEP, authTime: this.now }))) }
     }
@@ -139,17 +131,19 @@ export class LoginService {
       await inUserLock(this.props.db, userId, async ({ trx }) => methods.settlePrimary(trx, userId))
       primary = (await methods.activeMethods(userId)).find((m) => m.isPrimary) ?? active[0]
     }
-    if (registry.require(primary.name).REQUIRES_DISPATCH) await codes.dispatch(methods.handlerFor(user, primary), false)
+    const attemptId = randomUUID()
+    // A code is sent, or a challenge bound to this attempt made, before the attempt exists: a failed delivery leaves none.
+    const dispatched = await methods.handlerFor(user, primary).dispatch({ kind: 'login', attemptId }, { strict: false })
     const token = randomToken(32)
     const now = this.now
     // Each new attempt clears the user's expired ones, so the table stays small without a job.
     await this.attempts.purgeExpired(userId, now)
     await this.attempts.insert({
-      id: randomUUID(), tokenHash: keyring.hash(token), userId, method: primary.name,
+      id: attemptId, tokenHash: keyring.hash(token), userId, method: primary.name,
       expiresAt: now + settings.ephemeralTokenExpiry * 1000, createdAt: now,
     })
     events.emit('mfa_challenge_started', ctx, userId, primary.name)
-    return { mfa_enabled: true, ephemeral_token: token, method: primary.name, methods: active.map((m) => m.name) }
+    return { mfa_enabled: true, ephemeral_token: token, method: primary.name, methods: active.map((m) => m.name), ...challengeOf(dispatched) }
   }
 
   /** The user's live remembered device for this token, or null (silently: no answer tells why). */
@@ -177,8 +171,11 @@ export class LoginService {
     return attempt.usedAt === null && attempt.expiresAt > this.now && attempt.failures < this.props.settings.maxAttemptsPerToken
   }
 
-  /** `POST /login/verify/`: a code of the attempt's method or a backup code of any active method. */
-  async verify (ctx: RequestContext & { userAgent?: string }, token: string, code: string, rememberDevice = false): Promise<VerifyResult> {
+  /**
+   * `POST /login/verify/`: a code (or credential) of the attempt's method, or
+   * a backup code of any active method.
+   */
+  async verify (ctx: RequestContext & { userAgent?: string }, token: string, response: FactorResponse, rememberDevice = false): Promise<VerifyAnswer> {
     const { attempt, user } = await this.liveAttempt(token)
     const userId = attempt.userId
     const { methods, tokens, events } = this.props
@@ -191,7 +188,7 @@ export class LoginService {
       const method = active.find((m) => m.name === current.method)
       if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
       methodName = method.name
-      const verdict = await methods.checkFactor(tx, user, method, code, { backupMethods: active })
+      const verdict = await methods.checkFactor(tx, user, method, response, { backupMethods: active, scope: { kind: 'login', attemptId: current.id } })
       if (!verdict.right) {
         await attempts.fail(current.id)
         return { verdict, active }
@@ -205,12 +202,12 @@ export class LoginService {
     if (verdict.lockedNow) events.emit('user_locked', ctx, userId, methodName)
     if (!verdict.right || outcome.issued === undefined) {
       events.emit('mfa_failed', ctx, userId, methodName)
-      throw new AuthKitErrors.InvalidCodeLogin()
+      throw verdict.spentStep === true ? new AuthKitErrors.CodeAlreadyUsedLogin() : new AuthKitErrors.InvalidCodeLogin()
     }
     events.emit('mfa_verified', ctx, userId, methodName)
     if (verdict.backupOf !== null) events.emit('backup_code_used', ctx, userId, active.find((m) => m.id === verdict.backupOf)?.name ?? methodName)
     const { sid: _sid, ...issued } = outcome.issued
-    const result: VerifyResult = await this.finish(ctx, user, issued)
+    const result: VerifyAnswer = await this.finish(ctx, user, issued)
     if (outcome.device !== undefined) {
       events.emit('device_remembered', ctx, userId)
       result.device_token = outcome.device.token
@@ -240,7 +237,7 @@ export class LoginService {
    * now and answers a fresh access token of it. 404 with no such active
    * method, 403 `AUTH_KIT_INVALID_CODE` for a wrong code, 429 while locked.
    */
-  async stepUp (ctx: RequestContext, user: AuthKitUser, sid: string, code: string, methodName?: string): Promise<AccessToken> {
+  async stepUp (ctx: RequestContext, user: AuthKitUser, sid: string, response: FactorResponse, methodName?: string): Promise<StepUpAnswer> {
     const userId = String(user.id)
     const { methods, tokens, events } = this.props
     const now = this.now
@@ -248,7 +245,7 @@ export class LoginService {
       const active = await methods.activeMethods(userId, tx.trx)
       const row = methodName === undefined ? active.find((m) => m.isPrimary) ?? active[0] : active.find((m) => m.name === methodName)
       if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-      const verdict = await methods.checkFactor(tx, user, row, code, { backupMethods: active })
+      const verdict = await methods.checkFactor(tx, user, row, response, { backupMethods: active })
       if (verdict.right) await new SessionRepository(tx.trx).raise(sid, AMR_TWO_STEP, now)
       return { verdict, row, active }
     })
@@ -256,31 +253,29 @@ export class LoginService {
     if (verdict.lockedNow) events.emit('user_locked', ctx, userId, row.name)
     if (!verdict.right) {
       events.emit('mfa_failed', ctx, userId, row.name)
-      throw new AuthKitErrors.InvalidCode()
+      throw verdict.spentStep === true ? new AuthKitErrors.CodeAlreadyUsed() : new AuthKitErrors.InvalidCode()
     }
     if (verdict.backupOf !== null) events.emit('backup_code_used', ctx, userId, active.find((m) => m.id === verdict.backupOf)?.name ?? row.name)
     events.emit('step_up_succeeded', ctx, userId, row.name)
     return tokens.accessFor({ id: sid, userId, amr: AMR_TWO_STEP, authTime: now })
   }
 
-  async changeMethod (_ctx: RequestContext, token: string, newMethod: string): Promise<{ ephemeral_token: string, method: string }> {
+  async changeMethod (_ctx: RequestContext, token: string, newMethod: string): Promise<ChangeMethodAnswer> {
     const { attempt, user } = await this.liveAttempt(token)
     if (newMethod === attempt.method) throw new AuthKitErrors.SameMethod()
     const target = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === newMethod)
     if (target === undefined) throw new AuthKitErrors.MethodNotFound()
-    if (this.props.registry.require(newMethod).REQUIRES_DISPATCH) {
-      await this.props.codes.dispatch(this.props.methods.handlerFor(user, target), false)
-    }
+    const dispatched = await this.props.methods.handlerFor(user, target).dispatch({ kind: 'login', attemptId: attempt.id }, { strict: false })
     await this.attempts.rebind(attempt.id, newMethod)
-    return { ephemeral_token: token, method: newMethod }
+    return { ephemeral_token: token, method: newMethod, ...challengeOf(dispatched) }
   }
 
-  async resend (_ctx: RequestContext, token: string): Promise<{ ephemeral_token: string, detail: string }> {
+  async resend (_ctx: RequestContext, token: string): Promise<ResendAnswer> {
     const { attempt, user } = await this.liveAttempt(token)
-    if (!this.props.registry.require(attempt.method).REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
+    if (!this.props.registry.requiresDispatch(attempt.method)) throw new AuthKitErrors.MethodNotDispatchable()
     const method = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === attempt.method)
     if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
-    await this.props.codes.dispatch(this.props.methods.handlerFor(user, method), true)
-    return { ephemeral_token: token, detail: 'A new code has been sent.' }
+    const dispatched = await this.props.methods.handlerFor(user, method).dispatch({ kind: 'login', attemptId: attempt.id }, { strict: true })
+    return { ephemeral_token: token, detail: dispatched.detail ?? 'A new code has been sent.', ...challengeOf(dispatched) }
   }
 }

@@ -6,44 +6,39 @@ import { inUserLock, type UserTransaction } from '../db/user-lock.js'
 import { MethodRepository, type MethodRow } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import { SentCodeRepository } from '../repositories/sent-codes.js'
+import { ChallengeRepository } from '../repositories/challenges.js'
+import { CredentialRepository } from '../repositories/credentials.js'
 import { TrustedDeviceRepository } from '../repositories/devices.js'
 import { SessionRepository } from '../repositories/sessions.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
-import type { MfaHandler } from '../handlers/base.js'
-import type { CodeService } from './codes.js'
+import type { ChallengeScope, Dispatch, FactorResponse, MfaHandler } from '../handlers/base.js'
+import { type CodeService, matchedSpentStep } from './codes.js'
 import type { CodeVerdict, LockoutService } from './lockout.js'
 import type { EventBus, RequestContext } from './events.js'
 import type { AuthKitUser } from '../users.js'
-import { AuthKitErrors, withRetryAfter } from '../errors.js'
+import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
+import type { ResolvedOptions } from '../options.js'
+import type { CreatedMethod, MethodSummary } from '../../schemas/methods.js'
 
-export interface MethodPolicies {
-  preventDeleteActiveMethod: boolean
-  preventDeletePrimaryMethod: boolean
-  deleteActiveMethodRequireCode: boolean
-  updatePrimaryMethodRequirePrimaryCode: boolean
-  /** Seconds between two codes sent for one method (for the Retry-After of a create that meets a send under way). */
-  resendCooldown: number
-}
-
-export interface MethodSummary {
-  name: string
-  display_name: string
-  is_active: boolean
-  is_primary: boolean
-  is_setup: boolean
-  requires_dispatch: boolean
-  backup_codes_remaining: number
-}
+/** While `enabled` is false no user has an active method. */
+export type MethodPolicies = Pick<ResolvedOptions['mfa'], 'enabled' | 'preventDeleteActiveMethod' | 'preventDeletePrimaryMethod' | 'deleteActiveMethodRequireCode' | 'updatePrimaryMethodRequirePrimaryCode'>
 
 /** A code check under the lockout, and which method's backup code it spent (if any). */
 export interface FactorVerdict extends CodeVerdict {
   /** Id of the method whose backup code was used up, or null. */
   backupOf: string | null
+  /**
+   * A refused code that was right for a TOTP step already accepted (rule 3):
+   * the answer may say "already used", since whoever typed it had the code.
+   */
+  spentStep?: boolean
 }
 
 export interface MethodServiceProps {
   db: Kysely<Database>
+  repositories: Pick<Repositories, 'methods' | 'backupCodes'>
   registry: HandlerRegistry
   codes: CodeService
   lockout: LockoutService
@@ -63,7 +58,7 @@ export class MethodService {
   private readonly methods: MethodRepository
 
   constructor (private readonly props: MethodServiceProps) {
-    this.methods = new MethodRepository(props.db)
+    this.methods = props.repositories.methods
   }
 
   /** The user's methods that this instance has a handler for, oldest first. */
@@ -72,8 +67,13 @@ export class MethodService {
     return rows.filter((m) => this.props.registry.get(m.name) !== undefined)
   }
 
-  /** Active methods in handler order (the order `methods` lists them at login). */
+  /**
+   * Active methods in handler order (the order `methods` lists them at login);
+   * none while MFA is off (`mfa.enabled: false`). The one answer to whether a
+   * user's second factor is on, for login, the gate and step-up alike.
+   */
   async activeMethods (userId: string, db: Kysely<Database> = this.props.db): Promise<MethodRow[]> {
+    if (!this.props.policies.enabled) return []
     const rows = (await this.methodsOf(userId, db)).filter((m) => m.isActive)
     const order = this.props.registry.list()
     return rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
@@ -109,34 +109,38 @@ export class MethodService {
         is_active: row?.isActive ?? false,
         is_primary: row?.isPrimary ?? false,
         is_setup: row !== undefined,
-        requires_dispatch: cls.REQUIRES_DISPATCH,
+        requires_dispatch: this.props.registry.requiresDispatch(cls.NAME),
         backup_codes_remaining: row?.backupCodes ?? 0,
       }
     })
   }
 
   /**
-   * Inside the user's transaction: `code` as a code of `row` (its own code,
-   * then, unless `ownOnly`, a backup code of one of `backupMethods`, default
-   * `row` alone), under the lockout. 429 while locked.
+   * Inside the user's transaction: `response` as proof of `row` (its own code
+   * or credential, checked by its handler for `scope`, default the method
+   * routes; then, unless `ownOnly`, a typed backup code of one of
+   * `backupMethods`, default `row` alone), under the lockout. 429 while locked.
    */
-  async checkFactor (tx: UserTransaction, user: AuthKitUser, row: MethodRow, code: string, options: { ownOnly?: boolean, backupMethods?: MethodRow[] } = {}): Promise<FactorVerdict> {
+  async checkFactor (tx: UserTransaction, user: AuthKitUser, row: MethodRow, response: FactorResponse, options: { ownOnly?: boolean, backupMethods?: MethodRow[], scope?: ChallengeScope } = {}): Promise<FactorVerdict> {
     const userId = String(user.id)
     let backupOf: string | null = null
+    let spentStep = false
     const verdict = await this.props.lockout.check(tx, userId, async () => {
-      if (await this.handlerFor(user, row, tx.trx).validateOtpCode(code)) return true
-      if (options.ownOnly === true) return false
+      const handler = this.handlerFor(user, row, tx.trx)
+      if (await handler.validateResponse(response, options.scope ?? { kind: 'method' })) return true
+      spentStep = matchedSpentStep(handler)
+      if (options.ownOnly === true || !('code' in response)) return false
       const ids = (options.backupMethods ?? [row]).map((m) => m.id)
-      backupOf = await this.props.codes.on(tx.trx).consumeBackupCode(userId, ids, code)
+      backupOf = await this.props.codes.on(tx.trx).consumeBackupCode(userId, ids, response.code)
       return backupOf !== null
     })
-    return { ...verdict, backupOf }
+    return { ...verdict, backupOf, spentStep: !verdict.right && spentStep }
   }
 
   /** After the transaction: the events a code check owes, and 403 for a wrong code. */
   private settle (ctx: RequestContext, userId: string, name: string, verdict: FactorVerdict, backupMethods: MethodRow[] = []): void {
     if (verdict.lockedNow) this.props.events.emit('user_locked', ctx, userId, name)
-    if (!verdict.right) throw new AuthKitErrors.InvalidCode()
+    if (!verdict.right) throw verdict.spentStep === true ? new AuthKitErrors.CodeAlreadyUsed() : new AuthKitErrors.InvalidCode()
     if (verdict.backupOf !== null) {
       this.props.events.emit('backup_code_used', ctx, userId, backupMethods.find((m) => m.id === verdict.backupOf)?.name ?? name)
     }
@@ -146,28 +150,19 @@ export class MethodService {
    * Setup runs before anything is stored: a method whose setup mail could not
    * be sent is never created (rule 8).
    */
-  async create (ctx: RequestContext, user: AuthKitUser, name: string): Promise<{ method: string, backup_codes: string[], setup_data: unknown }> {
+  async create (ctx: RequestContext, user: AuthKitUser, name: string): Promise<CreatedMethod> {
     const userId = String(user.id)
     if (await this.methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
     const cls = this.props.registry.require(name)
-    const { codes, registry } = this.props
     const row: MethodRow = {
-      id: randomUUID(), userId, name, secret: cls.REQUIRES_DISPATCH ? null : codes.newTotpSecret(userId, name),
-      isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.props.now(),
+      id: randomUUID(), userId, name, secret: null, isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.props.now(),
     }
-    const handler = registry.instantiate(codes, user, row, row.secret)
-    let setupData: unknown
-    if (cls.REQUIRES_DISPATCH) {
-      // Within the cooldown nothing new is sent; the code sent last still works.
-      const sent = await codes.dispatch(handler, false, async () => { setupData = await handler.initializeMethod() })
-      if (sent === 'in-flight') throw withRetryAfter(new AuthKitErrors.ResendTooSoon(), this.props.policies.resendCooldown)
-      if (sent === 'cooldown') setupData = { detail: cls.SETUP_RESPONSE_MESSAGE }
-    } else {
-      setupData = await handler.initializeMethod()
-    }
+    const handler = this.handlerFor(user, row)
+    row.secret = await handler.newSecret()
+    const setupData = await handler.setUp()
     // A handler whose setup data misses its own schema is a host bug: fail before storing anything.
     if (!Value.Check(cls.setupDataSchema, setupData)) throw new Error(`fastify-auth-kit: ${cls.name}.initializeMethod() returned data that does not match its setupDataSchema`)
-    const { shown, stored } = await codes.newBackupCodes(userId)
+    const { shown, stored } = await this.props.codes.newBackupCodes(userId)
     await inUserLock(this.props.db, userId, async ({ trx }) => {
       const methods = new MethodRepository(trx)
       if (await methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
@@ -184,14 +179,14 @@ export class MethodService {
    * (`amr` without `mfa`) ends: a password-only login made before MFA was
    * turned on does not outlive it. `sessionId`: the caller's session, kept.
    */
-  async confirm (ctx: RequestContext, user: AuthKitUser, name: string, code: string, sessionId?: string): Promise<void> {
+  async confirm (ctx: RequestContext, user: AuthKitUser, name: string, response: FactorResponse, sessionId?: string): Promise<void> {
     const userId = String(user.id)
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
       const methods = new MethodRepository(tx.trx)
       const row = await methods.find(userId, name)
       if (row === undefined) throw new AuthKitErrors.MethodNotFound()
       if (row.isActive) throw new AuthKitErrors.MethodAlreadyActive()
-      const verdict = await this.checkFactor(tx, user, row, code, { ownOnly: true })
+      const verdict = await this.checkFactor(tx, user, row, response, { ownOnly: true, scope: { kind: 'setup' } })
       if (!verdict.right) return verdict
       const first = (await this.activeMethods(userId, tx.trx)).length === 0
       await methods.activate(row.id, false)
@@ -207,7 +202,7 @@ export class MethodService {
     this.props.events.emit('method_confirmed', ctx, userId, name)
   }
 
-  async setPrimary (ctx: RequestContext, user: AuthKitUser, name: string, primaryCode: string | undefined): Promise<void> {
+  async setPrimary (ctx: RequestContext, user: AuthKitUser, name: string, primaryCode: FactorResponse | undefined): Promise<void> {
     const userId = String(user.id)
     let current: MethodRow | undefined
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
@@ -216,7 +211,7 @@ export class MethodService {
       if (target === undefined) throw new AuthKitErrors.MethodNotFound()
       current = rows.find((r) => r.isPrimary && r.isActive) ?? target
       const verdict: FactorVerdict = this.props.policies.updatePrimaryMethodRequirePrimaryCode
-        ? await this.checkFactor(tx, user, current, primaryCode ?? '')
+        ? await this.checkFactor(tx, user, current, primaryCode ?? { code: '' })
         : { right: true, lockedNow: false, backupOf: null }
       if (verdict.right) await this.settlePrimary(tx.trx, userId, target.id)
       return verdict
@@ -225,7 +220,7 @@ export class MethodService {
     this.props.events.emit('primary_changed', ctx, userId, name)
   }
 
-  async deactivate (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<void> {
+  async deactivate (ctx: RequestContext, user: AuthKitUser, name: string, code: FactorResponse): Promise<void> {
     const userId = String(user.id)
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
       const methods = new MethodRepository(tx.trx)
@@ -243,7 +238,7 @@ export class MethodService {
     this.props.events.emit('method_deactivated', ctx, userId, name)
   }
 
-  async delete (ctx: RequestContext, user: AuthKitUser, name: string, code: string | undefined): Promise<void> {
+  async delete (ctx: RequestContext, user: AuthKitUser, name: string, code: FactorResponse | undefined): Promise<void> {
     const userId = String(user.id)
     const { policies } = this.props
     const verdict = await inUserLock(this.props.db, userId, async (tx) => {
@@ -252,7 +247,7 @@ export class MethodService {
       if (policies.preventDeleteActiveMethod && row.isActive) throw new AuthKitErrors.ActiveMethodProtected()
       if (policies.preventDeletePrimaryMethod && row.isPrimary) throw new AuthKitErrors.PrimaryMethodProtected('deleted')
       const verdict: FactorVerdict = row.isActive && policies.deleteActiveMethodRequireCode
-        ? await this.checkFactor(tx, user, row, code ?? '')
+        ? await this.checkFactor(tx, user, row, code ?? { code: '' })
         : { right: true, lockedNow: false, backupOf: null }
       if (!verdict.right) return verdict
       await this.removeMethod(tx.trx, userId, row)
@@ -263,11 +258,16 @@ export class MethodService {
     this.props.events.emit('method_deleted', ctx, userId, name)
   }
 
-  /** Deletes a method with its backup codes and last sent code, and settles the primary. Inside the user's transaction. */
+  /**
+   * Deletes a method with its backup codes, last sent code, challenges and
+   * credential, and settles the primary. Inside the user's transaction.
+   */
   async removeMethod (trx: Kysely<Database>, userId: string, row: MethodRow): Promise<void> {
     await new BackupCodeRepository(trx).deleteForMethod(row.id)
     await new MethodRepository(trx).delete(row.id)
     await new SentCodeRepository(trx).invalidate(userId, row.name)
+    await new ChallengeRepository(trx).deleteForMethod(row.id)
+    await new CredentialRepository(trx).deleteForMethod(row.id)
     await this.settlePrimary(trx, userId)
   }
 
@@ -280,12 +280,16 @@ export class MethodService {
     return svg
   }
 
-  async send (_ctx: RequestContext, user: AuthKitUser, name: string): Promise<void> {
-    const cls = this.props.registry.require(name)
-    if (!cls.REQUIRES_DISPATCH) throw new AuthKitErrors.MethodNotDispatchable()
+  /**
+   * `POST /mfa/send/`: the method's dispatch for the method routes (a code
+   * sent, or a challenge to answer), active or not. 400 for a method that
+   * dispatches nothing, before the user's methods are looked at.
+   */
+  async send (_ctx: RequestContext, user: AuthKitUser, name: string): Promise<Dispatch> {
+    if (!this.props.registry.requiresDispatch(name)) throw new AuthKitErrors.MethodNotDispatchable()
     const row = await this.methods.find(String(user.id), name)
     if (row === undefined) throw new AuthKitErrors.MethodNotFound()
-    await this.props.codes.dispatch(this.handlerFor(user, row), true)
+    return this.handlerFor(user, row).dispatch({ kind: 'method' }, { strict: true })
   }
 
   /**
@@ -293,7 +297,7 @@ export class MethodService {
    * set and the new one change in one transaction, so of parallel
    * regenerations exactly one wins and a crash leaves the old set whole.
    */
-  async regenerateBackupCodes (ctx: RequestContext, user: AuthKitUser, name: string, code: string): Promise<string[]> {
+  async regenerateBackupCodes (ctx: RequestContext, user: AuthKitUser, name: string, code: FactorResponse): Promise<string[]> {
     const userId = String(user.id)
     // Hashed before the lock is taken: the slow part holds nobody up.
     const { shown, stored } = await this.props.codes.newBackupCodes(userId)

@@ -6,6 +6,9 @@ import { type Keyring, type KeySet, randomToken } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import { SessionRepository, type SessionRow, type SessionUser } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
+import type { Repositories } from '../repositories/index.js'
+import type { ResolvedOptions } from '../options.js'
+import type { TokenPair } from '../../schemas/common.js'
 
 /** `amr` values (RFC 8176): the password, and a second factor. */
 export const AMR_PASSWORD = 'pwd'
@@ -13,15 +16,10 @@ export const AMR_MFA = 'mfa'
 export const AMR_ONE_STEP = [AMR_PASSWORD]
 export const AMR_TWO_STEP = [AMR_PASSWORD, AMR_MFA]
 
-export interface AccessToken {
-  access: string
-  access_expiration: string
-}
-
-export interface IssuedTokens extends AccessToken {
-  refresh: string
-  refresh_expiration: string
-}
+/** A new session's tokens, as the routes answer them. */
+export type IssuedTokens = TokenPair
+/** An access token alone: a setup-only session, a step-up. */
+export type AccessToken = Pick<TokenPair, 'access' | 'access_expiration'>
 
 /** The claims `authenticate` trusts, once the signature and expiry are checked. */
 export interface AccessClaims {
@@ -32,14 +30,7 @@ export interface AccessClaims {
   authTime: number
 }
 
-export interface TokenSettings {
-  /** Seconds an access token lives. */
-  accessTokenExpiry: number
-  /** Seconds a refresh token (and so an idle session) lives. */
-  refreshTokenExpiry: number
-  /** Seconds after a rotation in which the spent token, shown again, is refused without revoking anything. */
-  refreshReuseGrace: number
-}
+export type TokenSettings = ResolvedOptions['tokens']
 
 const TOKEN_USE = 'auth_kit_access'
 
@@ -72,9 +63,9 @@ export class TokenService {
   private readonly refreshTokens: RefreshTokenRepository
   readonly sessions: SessionRepository
 
-  constructor (private readonly props: { db: Kysely<Database>, keyring: Keyring, settings: TokenSettings, now: () => number }) {
-    this.refreshTokens = new RefreshTokenRepository(props.db)
-    this.sessions = new SessionRepository(props.db)
+  constructor (private readonly props: { db: Kysely<Database>, repositories: Pick<Repositories, 'sessions' | 'refreshTokens'>, keyring: Keyring, settings: TokenSettings, now: () => number }) {
+    this.refreshTokens = props.repositories.refreshTokens
+    this.sessions = props.repositories.sessions
     const key = props.keyring.current
     this.signer = createSigner({ key: key.jwt, algorithm: 'HS256', kid: key.id })
   }

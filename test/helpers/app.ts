@@ -19,6 +19,14 @@ export async function buildApp (options: Partial<AuthKitOptions> = {}, fastifyOp
 
 export const P = '/api/auth'
 
+/** A fresh app on a manual clock (`now` is the clock's), closed when the test ends. */
+export async function clockedApp (t: { teardown: (fn: () => unknown) => void }, options: Partial<AuthKitOptions> = {}, fastifyOptions: Record<string, unknown> = {}) {
+  const clock = manualClock()
+  const app = await buildApp({ now: clock.now, ...options }, fastifyOptions)
+  t.teardown(() => app.close())
+  return { app, clock }
+}
+
 export async function post (app: FastifyInstance, url: string, body: unknown, access?: string) {
   const res = await app.inject({
     method: 'POST', url: P + url, payload: body as any,
@@ -79,6 +87,29 @@ export async function stepUp (app: FastifyInstance, access: string, code: string
   return res.body.access as string
 }
 
+/** What `POST /mfa/` answered. */
+export interface CreatedMethod { method: string, backup_codes: string[], setup_data: Record<string, any> }
+
+/**
+ * Sets `method` up for the caller of `access`: `POST /mfa/`, then
+ * `POST /mfa/confirm/` with the code `codeOf` finds for it (in the create
+ * answer, a mailbox, a recording handler). Throws unless both succeed; the
+ * clock does not move. The one create-then-confirm every flow below uses.
+ */
+export async function createAndConfirm (app: FastifyInstance, access: string, method: string, codeOf: (created: CreatedMethod) => string | Promise<string>): Promise<CreatedMethod> {
+  const created = await post(app, '/mfa/', { method }, access)
+  if (created.status !== 201) throw new Error(`create ${method} failed: ${JSON.stringify(created.body)}`)
+  const confirmed = await post(app, '/mfa/confirm/', { method, code: await codeOf(created.body) }, access)
+  if (confirmed.status !== 200) throw new Error(`confirm ${method} failed: ${JSON.stringify(confirmed.body)}`)
+  return created.body
+}
+
+/** A TOTP method (`app` by default) set up and confirmed with the code of clock.now(), whose step is then spent. */
+export async function confirmTotp (app: FastifyInstance, access: string, clock: { now: () => number }, method = 'app') {
+  const created = await createAndConfirm(app, access, method, async (answer) => totp(secretOf(answer.setup_data.qr_link), clock.now()))
+  return { secret: secretOf(created.setup_data.qr_link), backupCodes: created.backup_codes }
+}
+
 /**
  * A user with the app method set up and confirmed (primary). `access` carries
  * `mfa` (stepped up with the app's next TOTP step), as the method routes want
@@ -87,15 +118,30 @@ export async function stepUp (app: FastifyInstance, access: string, code: string
  */
 export async function userWithApp (app: FastifyInstance, clock: { now: () => number, advance: (s: number) => void }) {
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  const confirm = await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
-  if (confirm.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirm.body)}`)
+  const { secret, backupCodes } = await confirmTotp(app, user.access, clock)
   clock.advance(30) // the confirm step is spent
   const access = await stepUp(app, user.access, await totp(secret, clock.now()))
   clock.advance(30) // and so is the step-up step
-  return { ...user, access, secret, backupCodes: created.body.backup_codes as string[] }
+  return { ...user, access, secret, backupCodes }
+}
+
+/**
+ * The plugin over a host's own user store: `overrides` of the built-in store
+ * (`base`) of a first instance, on that instance's database. Both close at
+ * teardown; the app is not made ready, so a test can still add routes.
+ */
+export async function appOverStore (
+  t: { teardown: (fn: () => unknown) => void },
+  overrides: (base: UserStore<any>) => Partial<UserStore<any>>,
+  options: Partial<AuthKitOptions> = {},
+): Promise<FastifyInstance> {
+  const inner = await buildApp({ now: options.now })
+  t.teardown(() => inner.close())
+  const base = inner.authKit.users
+  const app = Fastify({ logger: false })
+  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: storeOver(base, overrides(base)), registration: true, docs: false, ...options } as AuthKitOptions)
+  t.teardown(() => app.close())
+  return app
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Test } from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -89,3 +90,23 @@ const mysql: Dialect = {
 
 /** Every dialect the plugin supports; each test file decides what to do with an unavailable one. */
 export const dialects: Dialect[] = [sqlite, postgres, mysql]
+
+/**
+ * One subtest per dialect, named `dialect` or `dialect: title`, on a fresh
+ * scratch database dropped when the subtest ends (after the subtest's own
+ * teardowns, which close its apps); where this machine has no such server, a
+ * skipped subtest that says why.
+ */
+export async function onEveryDialect (t: Test, title: string | undefined, body: (t: Test, scratch: ScratchDatabase) => Promise<void>): Promise<void> {
+  for (const dialect of dialects) {
+    const scratch = await dialect.create()
+    if ('unavailable' in scratch) {
+      t.test(dialect.name, { skip: scratch.unavailable }, async () => {})
+      continue
+    }
+    t.test(title === undefined ? dialect.name : `${dialect.name}: ${title}`, async (t) => {
+      t.teardown(() => scratch.drop())
+      await body(t, scratch)
+    })
+  }
+}

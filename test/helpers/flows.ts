@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import QRCode from 'qrcode'
 import { AppHandler } from '../../src/index.js'
-import { post, secretOf, stepUp, totp } from './app.js'
+import { P, confirmTotp, createAndConfirm, newUser, post, stepUp, totp } from './app.js'
+import type { recordingSmsHandler } from './custom-handlers.js'
 
 /**
  * A second TOTP-style method, so flows between two active methods can run
@@ -32,24 +33,45 @@ export { stepUp }
  * with the new method's code of that step (SPEC section 9, "Step-up").
  */
 export async function enableTotp (app: FastifyInstance, access: string, clock: Clock, method = 'app') {
-  const created = await post(app, '/mfa/', { method }, access)
-  if (created.status !== 201) throw new Error(`create ${method} failed: ${JSON.stringify(created.body)}`)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  const confirm = await post(app, '/mfa/confirm/', { method, code: await totp(secret, clock.now()) }, access)
-  if (confirm.status !== 200) throw new Error(`confirm ${method} failed: ${JSON.stringify(confirm.body)}`)
+  const { secret, backupCodes } = await confirmTotp(app, access, clock, method)
   let raised = access
   if (!(jwtPayload(access).amr ?? []).includes('mfa')) {
     clock.advance(30)
     raised = await stepUp(app, access, await totp(secret, clock.now()), method)
   }
-  return { secret, backupCodes: created.body.backup_codes as string[], access: raised }
+  return { secret, backupCodes, access: raised }
 }
 
-/** Step 1 of login; throws unless a second step is asked for. */
-export async function startLogin (app: FastifyInstance, user: { username: string, password: string }) {
-  const res = await post(app, '/login/', { username: user.username, password: user.password })
-  if (res.status !== 200 || res.body.mfa_enabled !== true) throw new Error(`step 1 did not ask for a second step: ${JSON.stringify(res.body)}`)
-  return res.body as { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[] }
+/**
+ * A user whose primary is the app method and who also has the recording
+ * method `sms` active. The clock has moved past the confirm step and the step
+ * that stepped the session up: `access` carries `mfa`, as the method routes
+ * want once a method is active (SPEC section 3, "Methods", rule 1).
+ */
+export async function userWithAppAndSms (app: FastifyInstance, clock: Clock, sms: ReturnType<typeof recordingSmsHandler>) {
+  const user = await newUser(app)
+  const { secret, backupCodes } = await confirmTotp(app, user.access, clock)
+  clock.advance(30)
+  const access = await stepUp(app, user.access, await totp(secret, clock.now()))
+  const smsCreated = await createAndConfirm(app, access, sms.Handler.NAME, () => sms.last(user.id))
+  clock.advance(30)
+  return { ...user, access, secret, backupCodes, smsBackupCodes: smsCreated.backup_codes }
+}
+
+/**
+ * Step 1 of login, from 127.0.0.1 or the client address `from`; throws
+ * unless a second step is asked for. The one step 1 of the suite.
+ */
+export async function startLogin (app: FastifyInstance, user: { username: string, password: string }, { from }: { from?: string } = {}) {
+  const res = await app.inject({ method: 'POST', url: `${P}/login/`, payload: { username: user.username, password: user.password }, ...(from === undefined ? {} : { remoteAddress: from }) })
+  const body = res.json()
+  if (res.statusCode !== 200 || body.mfa_enabled !== true) throw new Error(`step 1 did not ask for a second step: ${res.body}`)
+  return body as { mfa_enabled: true, ephemeral_token: string, method: string, methods: string[] }
+}
+
+/** Step 1 of login; its ephemeral token. */
+export async function loginToken (app: FastifyInstance, user: { username: string, password: string }): Promise<string> {
+  return (await startLogin(app, user)).ephemeral_token
 }
 
 /** Both steps with a code of the primary TOTP method; moves the clock a step on so the code is not a replay. */
@@ -61,9 +83,12 @@ export async function loginWithTotp (app: FastifyInstance, user: { username: str
   return step2.body as { access: string, refresh: string, access_expiration: string, refresh_expiration: string, user: Record<string, unknown> }
 }
 
-/** A TOTP code of the step that is not the given code (a wrong but well-formed code). */
-export function wrongCode (right: string): string {
-  return right === '000000' ? '111111' : '000000'
+/** A well-formed six-digit code that is none of the given (right) ones. */
+export function wrongCode (...right: string[]): string {
+  for (let n = 0; ; n++) {
+    const candidate = n < 10 ? String(n).repeat(6) : String(100000 + ((n * 7919) % 900000))
+    if (!right.includes(candidate)) return candidate
+  }
 }
 
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/

@@ -6,42 +6,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { MfaHandler, type AuthKitOptions, type AuthKitEvent } from '../../src/index.js'
-import { buildApp, post, newUser, secretOf, stepUp, totp } from './app.js'
+import type { AuthKitOptions, AuthKitEvent } from '../../src/index.js'
+import { buildApp, totp } from './app.js'
 
 /** A fresh directory for SQLite files, removed at teardown. */
 export function tempDir (t: { teardown (fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'auth-kit-sec-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
-}
-
-/**
- * A sending method that "delivers" by recording the code, so a test can read
- * what a phone would receive.
- */
-export function recordingMethod (name = 'sms') {
-  const outbox: Array<{ userId: string, code: string }> = []
-  class RecordingHandler extends MfaHandler {
-    static override NAME = name
-    static override REQUIRES_DISPATCH = true
-    static override SETUP_RESPONSE_MESSAGE = 'A code has been sent to your phone.'
-    override async sendCode (): Promise<void> {
-      const code = await this.getOtpCode()
-      outbox.push({ userId: String(this.user.id), code })
-    }
-  }
-  return {
-    Handler: RecordingHandler,
-    outbox,
-    /** The latest code sent to a user. */
-    last (userId: string): string {
-      const mine = outbox.filter((m) => m.userId === userId)
-      if (mine.length === 0) throw new Error(`no code was sent to ${userId}`)
-      return mine[mine.length - 1].code
-    },
-    count (userId: string): number { return outbox.filter((m) => m.userId === userId).length },
-  }
 }
 
 /** Every log line the app writes, as text and parsed. */
@@ -87,48 +59,6 @@ export function seededRandom (seed: number) {
     int: (n: number) => Math.floor(next() * n),
     pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)],
     chance: (p: number) => next() < p,
-  }
-}
-
-/**
- * A user whose primary is the app method and who also has the recording
- * method active. The clock has moved past the confirm step and the step that
- * stepped the session up: `access` carries `mfa`, as the method routes want
- * once a method is active (SPEC section 3, "Methods", rule 1).
- */
-export async function userWithAppAndSms (
-  app: FastifyInstance,
-  clock: { now: () => number, advance: (s: number) => void },
-  sms: ReturnType<typeof recordingMethod>,
-) {
-  const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  if (created.status !== 201) throw new Error(`create app failed: ${JSON.stringify(created.body)}`)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  const confirmed = await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
-  if (confirmed.status !== 200) throw new Error(`confirm app failed: ${JSON.stringify(confirmed.body)}`)
-  clock.advance(30)
-  const access = await stepUp(app, user.access, await totp(secret, clock.now()))
-  const smsCreated = await post(app, '/mfa/', { method: sms.Handler.NAME }, access)
-  if (smsCreated.status !== 201) throw new Error(`create sms failed: ${JSON.stringify(smsCreated.body)}`)
-  const smsConfirmed = await post(app, '/mfa/confirm/', { method: sms.Handler.NAME, code: sms.last(user.id) }, access)
-  if (smsConfirmed.status !== 200) throw new Error(`confirm sms failed: ${JSON.stringify(smsConfirmed.body)}`)
-  clock.advance(30)
-  return { ...user, access, secret, backupCodes: created.body.backup_codes as string[], smsBackupCodes: smsCreated.body.backup_codes as string[] }
-}
-
-/** Step 1 of a login; the ephemeral token. */
-export async function startLogin (app: FastifyInstance, user: { username: string, password: string }): Promise<string> {
-  const res = await post(app, '/login/', { username: user.username, password: user.password })
-  if (res.status !== 200 || res.body.mfa_enabled !== true) throw new Error(`login step 1 failed: ${JSON.stringify(res.body)}`)
-  return res.body.ephemeral_token as string
-}
-
-/** A six-digit code that is none of the given ones. */
-export function wrongCode (...right: string[]): string {
-  for (let n = 0; ; n++) {
-    const candidate = String(100000 + ((n * 7919) % 900000))
-    if (!right.includes(candidate)) return candidate
   }
 }
 

@@ -3,7 +3,8 @@ import { SMTPServer, type SMTPServerDataStream } from 'smtp-server'
 import { simpleParser, type ParsedMail } from 'mailparser'
 import type { FastifyInstance } from 'fastify'
 import { EmailHandler, AppHandler, type AuthKitOptions } from '../../src/index.js'
-import { buildApp, get, manualClock, newUser, post, stepUp, userWithApp } from './app.js'
+import { buildApp, createAndConfirm, get, manualClock, newUser, post, stepUp, userWithApp } from './app.js'
+import { startLogin } from './flows.js'
 
 /** What the loopback SMTP server does with the next messages. */
 export type SmtpMode = 'accept' | 'reject-recipient' | 'reject-message'
@@ -90,6 +91,13 @@ export function codeIn (mail: ParsedMail): string {
   return match[1]
 }
 
+/** The code in the one mail that `action` makes the plugin send. */
+export async function codeMailedBy (mailbox: Mailbox, action: () => Promise<unknown>): Promise<string> {
+  const before = mailbox.messages.length
+  await action()
+  return codeIn(onlyNewMail(mailbox, before))
+}
+
 /** The address a parsed mail went to. */
 export function recipientOf (mail: ParsedMail): string {
   const to = Array.isArray(mail.to) ? mail.to[0] : mail.to
@@ -103,6 +111,12 @@ export function onlyNewMail (mailbox: Mailbox, before: number): ParsedMail {
   return fresh[0]
 }
 
+/** The email method set up and confirmed with the code its setup mailed. */
+export async function confirmMailed (app: FastifyInstance, mailbox: Mailbox, access: string) {
+  const before = mailbox.messages.length
+  return createAndConfirm(app, access, 'email', () => codeIn(onlyNewMail(mailbox, before)))
+}
+
 /**
  * A user with the email method set up and confirmed (primary), with the
  * clock moved past the cooldown so the next login sends a code. `access`
@@ -112,18 +126,21 @@ export function onlyNewMail (mailbox: Mailbox, before: number): ParsedMail {
  */
 export async function userWithEmail (app: FastifyInstance, mailbox: Mailbox, clock: { advance: (s: number) => void }, cooldown = 30) {
   const user = await newUser(app)
-  let before = mailbox.messages.length
-  const created = await post(app, '/mfa/', { method: 'email' }, user.access)
-  if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`)
-  const confirm = await post(app, '/mfa/confirm/', { method: 'email', code: codeIn(onlyNewMail(mailbox, before)) }, user.access)
-  if (confirm.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirm.body)}`)
+  const created = await confirmMailed(app, mailbox, user.access)
   clock.advance(cooldown)
-  before = mailbox.messages.length
+  const before = mailbox.messages.length
   const sent = await post(app, '/mfa/send/', { method: 'email' }, user.access)
   if (sent.status !== 200) throw new Error(`send failed: ${JSON.stringify(sent.body)}`)
   const access = await stepUp(app, user.access, codeIn(onlyNewMail(mailbox, before)), 'email')
   clock.advance(cooldown)
-  return { ...user, access, email: `${user.username}@example.com`, backupCodes: created.body.backup_codes as string[] }
+  return { ...user, access, email: `${user.username}@example.com`, backupCodes: created.backup_codes }
+}
+
+/** Step 1 of a login whose method mails its code: the attempt and the one code mailed for it. */
+export async function startMailedLogin (app: FastifyInstance, mailbox: Mailbox, user: { username: string, password: string }) {
+  const before = mailbox.messages.length
+  const step1 = await startLogin(app, user)
+  return { ...step1, code: codeIn(onlyNewMail(mailbox, before)) }
 }
 
 /** A fresh app on a manual clock mailing into `mailbox`, closed when the test ends. */
@@ -132,6 +149,13 @@ export async function emailApp (t: { teardown: (fn: () => unknown) => void }, ma
   const app = await buildEmailApp(mailbox.port, { now: clock.now, ...options }, fastifyOptions)
   t.teardown(() => app.close())
   return { app, clock }
+}
+
+/** An app as emailApp makes it, with a user whose primary is the email method (userWithEmail). */
+export async function appWithEmailUser (t: { teardown: (fn: () => unknown) => void }, mailbox: Mailbox, options: Partial<AuthKitOptions> = {}, fastifyOptions: Record<string, unknown> = {}) {
+  const { app, clock } = await emailApp(t, mailbox, options, fastifyOptions)
+  const user = await userWithEmail(app, mailbox, clock, options.mfa?.resendCooldown ?? 30)
+  return { app, clock, user }
 }
 
 /** The user's `email` entry in GET /mfa/. */
@@ -143,11 +167,7 @@ export async function emailMethodOf (app: FastifyInstance, access: string) {
 /** A user whose primary is the app, with email set up and confirmed too; the cooldown has passed. */
 export async function userWithAppAndEmail (app: FastifyInstance, mailbox: Mailbox, clock: { now: () => number, advance: (s: number) => void }) {
   const user = await userWithApp(app, clock)
-  const before = mailbox.messages.length
-  const created = await post(app, '/mfa/', { method: 'email' }, user.access)
-  if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`)
-  const confirmed = await post(app, '/mfa/confirm/', { method: 'email', code: codeIn(onlyNewMail(mailbox, before)) }, user.access)
-  if (confirmed.status !== 200) throw new Error(`confirm failed: ${JSON.stringify(confirmed.body)}`)
+  await confirmMailed(app, mailbox, user.access)
   clock.advance(30)
   return user
 }

@@ -1,8 +1,7 @@
 import t from 'tap'
-import Fastify from 'fastify'
-import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
-import { SECRET, buildApp, storeOver, get, manualClock, newUser, post, secretOf, totp } from '../helpers/app.js'
-import { buildEmailApp, codeIn, onlyNewMail, smtpTransport, startSmtp, FROM } from '../helpers/smtp.js'
+import { type AuthKitOptions } from '../../src/index.js'
+import { buildApp, get, newUser, post, secretOf, totp, expectError, confirmTotp, appOverStore, clockedApp } from '../helpers/app.js'
+import { buildEmailApp, smtpTransport, startSmtp, FROM, codeMailedBy } from '../helpers/smtp.js'
 import { createServer } from 'node:net'
 
 // Rules 3, 7 and 9, and issue 8's faults 3, 4, 5, 6, 8, 10 and 11.
@@ -22,9 +21,7 @@ t.test('a colon in a username never reaches the otpauth label as a separator', a
 })
 
 t.test('a TOTP typed as the app shows it ("123 456", "123-456", padded) is accepted', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   for (const shape of [(c: string) => `${c.slice(0, 3)} ${c.slice(3)}`, (c: string) => `${c.slice(0, 3)}-${c.slice(3)}`, (c: string) => ` ${c}\t`]) {
     const user = await newUser(app)
     const created = await post(app, '/mfa/', { method: 'app' }, user.access)
@@ -45,9 +42,7 @@ t.test('an emailed code typed with a space is accepted', async (t) => {
   const app = await buildEmailApp(mailbox.port)
   t.teardown(() => app.close())
   const user = await newUser(app)
-  const before = mailbox.messages.length
-  t.equal((await post(app, '/mfa/', { method: 'email' }, user.access)).status, 201)
-  const code = codeIn(onlyNewMail(mailbox, before))
+  const code = await codeMailedBy(mailbox, async () => t.equal((await post(app, '/mfa/', { method: 'email' }, user.access)).status, 201))
   t.equal((await post(app, '/mfa/confirm/', { method: 'email', code: `${code.slice(0, 3)} ${code.slice(3)}` }, user.access)).status, 200)
 })
 
@@ -63,25 +58,15 @@ t.test('a mail header injected through the user store is refused: 422, nothing s
     'victim@example.test\nX-Other: 1',
   ]
   let address = ''
-  const inner = await buildApp()
-  t.teardown(() => inner.close())
-  const base = inner.authKit.users
-  const store = storeOver(base, {
-    emailOf: () => address,
-  })
-  const app = Fastify()
-  await app.register(authKitMfa, {
-    secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false,
+  const app = await appOverStore(t, () => ({ emailOf: () => address }), {
     email: { transport: smtpTransport(mailbox.port), from: FROM }, mfa: { resendCooldown: 0 },
-  } as AuthKitOptions)
-  t.teardown(() => app.close())
+  })
   const user = await newUser(app)
   for (const value of hostile) {
     address = value
     const before = mailbox.messages.length
     const res = await post(app, '/mfa/', { method: 'email' }, user.access)
-    t.equal(res.status, 422, JSON.stringify(value))
-    t.equal(res.body.code, 'AUTH_KIT_NO_EMAIL_ADDRESS')
+    expectError(t, res, 422, 'AUTH_KIT_NO_EMAIL_ADDRESS', JSON.stringify(value))
     t.equal(mailbox.messages.length, before, 'nothing sent')
     t.equal((await get(app, '/mfa/', user.access)).body.find((m: { name: string }) => m.name === 'email').is_setup, false, 'nothing created')
   }
@@ -101,18 +86,13 @@ t.test('an abandoned setup is removed without a code', async (t) => {
 })
 
 t.test('an active method without a code is a 403 under deleteActiveMethodRequireCode', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  const { secret } = await confirmTotp(app, user.access, clock)
   clock.advance(30)
   const up = await post(app, '/login/step-up/', { code: await totp(secret, clock.now()) }, user.access)
   const res = await post(app, '/mfa/delete/', { method: 'app' }, up.body.access)
-  t.equal(res.status, 403)
-  t.equal(res.body.code, 'AUTH_KIT_INVALID_CODE')
+  expectError(t, res, 403, 'AUTH_KIT_INVALID_CODE')
 })
 
 t.test('a mail server that never answers: a 503 within email.timeout, nothing created', async (t) => {
@@ -126,21 +106,16 @@ t.test('a mail server that never answers: a 503 within email.timeout, nothing cr
   t.teardown(() => app.close())
   const user = await newUser(app)
   const res = await post(app, '/mfa/', { method: 'email' }, user.access)
-  t.equal(res.status, 503)
-  t.equal(res.body.code, 'AUTH_KIT_DELIVERY_FAILED')
+  expectError(t, res, 503, 'AUTH_KIT_DELIVERY_FAILED')
   t.equal((await get(app, '/mfa/', user.access)).body.find((m: { name: string }) => m.name === 'email').is_setup, false, 'nothing created')
   const again = await post(app, '/mfa/send/', { method: 'email' }, user.access)
   t.not(again.body?.code, 'AUTH_KIT_RESEND_TOO_SOON', 'a failed delivery starts no cooldown')
 })
 
 t.test('no body is coerced: numbers, booleans, arrays and objects for every string field are 400 and count nothing', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, docs: { routePrefix: '/docs' } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { docs: { routePrefix: '/docs' } })
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  const { secret } = await confirmTotp(app, user.access, clock)
   clock.advance(30)
   const access = (await post(app, '/login/step-up/', { code: await totp(secret, clock.now()) }, user.access)).body.access
   clock.advance(30)
@@ -167,8 +142,7 @@ t.test('no body is coerced: numbers, booleans, arrays and objects for every stri
         const body = Object.fromEntries(Object.keys(props).filter((k) => (schema.required ?? []).includes(k) || k === field).map((k) => [k, valid[k]]))
         body[field] = bad
         const res = await post(app, path.replace(/^\/api\/auth/, ''), body, access)
-        t.equal(res.status, 400, `${path} ${field}=${JSON.stringify(bad)}`)
-        t.equal(res.body.code, 'FST_ERR_VALIDATION')
+        expectError(t, res, 400, 'FST_ERR_VALIDATION', `${path} ${field}=${JSON.stringify(bad)}`)
         checked++
       }
     }
@@ -181,19 +155,14 @@ t.test('no body is coerced: numbers, booleans, arrays and objects for every stri
 })
 
 t.test('a code sent as a JSON number equal to the right code is refused', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  const { secret } = await confirmTotp(app, user.access, clock)
   // A step whose code has no leading zero, so the number is the same code.
   do clock.advance(30); while ((await totp(secret, clock.now())).startsWith('0'))
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   const res = await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: Number(await totp(secret, clock.now())) })
-  t.equal(res.status, 400)
-  t.equal(res.body.code, 'FST_ERR_VALIDATION')
+  expectError(t, res, 400, 'FST_ERR_VALIDATION')
 })
 
 t.test('a server error never sends its own words to a client', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, get, manualClock, newUser, post, secretOf, totp } from '../helpers/app.js'
+import { buildApp, get, manualClock, newUser, post, secretOf, totp, confirmTotp, clockedApp } from '../helpers/app.js'
 import { buildEmailApp, codeIn, onlyNewMail, startSmtp, type Mailbox } from '../helpers/smtp.js'
 import { jwtPayload } from '../helpers/flows.js'
 
@@ -9,11 +9,9 @@ const CHROME_ON_MAC = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/
 
 async function twoStepUser (app: Awaited<ReturnType<typeof buildApp>>, clock: ReturnType<typeof manualClock>) {
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  const { secret, backupCodes } = await confirmTotp(app, user.access, clock)
   clock.advance(30)
-  return { ...user, secret, backupCodes: created.body.backup_codes as string[] }
+  return { ...user, secret, backupCodes }
 }
 
 async function verifyRemembering (app: Awaited<ReturnType<typeof buildApp>>, clock: ReturnType<typeof manualClock>, user: { username: string, password: string, secret: string }) {
@@ -27,9 +25,7 @@ async function verifyRemembering (app: Awaited<ReturnType<typeof buildApp>>, clo
 }
 
 t.test('a remembered device skips the second step, with the auth_time of its remembering', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await twoStepUser(app, clock)
   const rememberedAt = Math.floor(clock.now() / 1000)
   const verified = await verifyRemembering(app, clock, user)
@@ -54,9 +50,7 @@ t.test('a remembered device skips the second step, with the auth_time of its rem
 })
 
 t.test('a device token of another user, an unknown, expired or revoked one is ignored without saying why', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, mfa: { trustedDeviceDays: 1 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { mfa: { trustedDeviceDays: 1 } })
   const alice = await twoStepUser(app, clock)
   const bob = await twoStepUser(app, clock)
   const aliceDevice = (await verifyRemembering(app, clock, alice)).device_token
@@ -75,9 +69,7 @@ t.test('a device token of another user, an unknown, expired or revoked one is ig
 })
 
 t.test('changing a factor forgets every remembered device', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await twoStepUser(app, clock)
   const first = await verifyRemembering(app, clock, user)
   t.equal((await post(app, '/mfa/backup-codes/', { method: 'app', code: user.backupCodes[0] }, first.access)).status, 200)

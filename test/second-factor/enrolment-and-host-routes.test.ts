@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
-import { SECRET, get, manualClock, newUser, post, secretOf, totp } from '../helpers/app.js'
+import { SECRET, get, manualClock, newUser, post, secretOf, totp, expectError, confirmTotp } from '../helpers/app.js'
 import { jwtPayload } from '../helpers/flows.js'
 
 // SPEC section 9 "Required enrolment" and "Step-up", section 7 "The host's own routes" (issue 13).
@@ -55,8 +55,7 @@ t.test('mfa.required: a user without a method gets a setup-only token that works
     t.equal(res.json().code, 'AUTH_KIT_MFA_SETUP_REQUIRED')
   }
   const stepUp = await post(app, '/login/step-up/', { code: '123456' }, setup)
-  t.equal(stepUp.status, 403)
-  t.equal(stepUp.body.code, 'AUTH_KIT_MFA_SETUP_REQUIRED')
+  expectError(t, stepUp, 403, 'AUTH_KIT_MFA_SETUP_REQUIRED')
 
   const { confirmed } = await enrol(app, setup, clock)
   t.equal(confirmed.status, 200)
@@ -135,8 +134,7 @@ t.test('examples/oauth-callback.ts: the fake OAuth callback gets the second step
   const user = await newUser(app)
   const first = (await app.inject({ method: 'GET', url: `/oauth/callback?email=${user.username}@example.com` })).json()
   t.equal(first.mfa_enabled, false, 'no method yet: tokens')
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secretOf(created.body.setup_data.qr_link), Date.now()) }, user.access)
+  await confirmTotp(app, user.access, { now: Date.now })
   const second = (await app.inject({ method: 'GET', url: `/oauth/callback?email=${user.username}@example.com` })).json()
   t.equal(second.mfa_enabled, true, 'an MFA user gets the challenge')
   t.type(second.ephemeral_token, 'string')

@@ -1,14 +1,12 @@
 import t from 'tap'
-import { buildApp, get, manualClock, newUser, post, secretOf, totp } from '../helpers/app.js'
+import { get, newUser, post, secretOf, totp, expectError, clockedApp } from '../helpers/app.js'
 import { jwtPayload } from '../helpers/flows.js'
 
 // SPEC section 3 "Methods", rule 1 and section 9 "Step-up": a token from a
 // login without a second factor can never add or change a factor once the
 // user has one.
 
-const clock = manualClock()
-const app = await buildApp({ now: clock.now })
-t.teardown(() => app.close())
+const { app, clock } = await clockedApp(t)
 
 /** A user whose one-step login token (amr ["pwd"]) predates their first method. */
 async function userWithStaleToken () {
@@ -52,8 +50,7 @@ t.test('the attack of issue 8: a kept refresh token cannot add an authenticator 
   t.equal(refreshed.status, 200)
   t.same(jwtPayload(refreshed.body.access).amr, ['pwd'], 'refresh never adds a factor')
   const added = await post(app, '/mfa/', { method: 'app' }, refreshed.body.access)
-  t.equal(added.status, 401)
-  t.equal(added.body.code, 'AUTH_KIT_STEP_UP_REQUIRED')
+  expectError(t, added, 401, 'AUTH_KIT_STEP_UP_REQUIRED')
 })
 
 t.test('step-up turns the token into one that passes, keeping the session', async (t) => {
@@ -80,8 +77,7 @@ t.test('step-up keeps the rules of every code check', async (t) => {
   const code = await totp(user.secret, clock.now())
   t.equal((await post(app, '/login/step-up/', { code }, user.access)).status, 200)
   const replay = await post(app, '/login/step-up/', { code }, user.access)
-  t.equal(replay.status, 403, 'a TOTP step is accepted once')
-  t.equal(replay.body.code, 'AUTH_KIT_INVALID_CODE')
+  expectError(t, replay, 403, 'AUTH_KIT_INVALID_CODE', 'a TOTP step is accepted once')
 
   const backup = user.backupCodes[1]
   t.equal((await post(app, '/login/step-up/', { code: backup }, user.access)).status, 200, 'a backup code works')
@@ -92,16 +88,14 @@ t.test('step-up keeps the rules of every code check', async (t) => {
   const tenth = await post(app, '/login/step-up/', { code: '000000' }, other.access)
   t.equal(tenth.status, 403, 'the wrong code that starts the lock gets its own answer')
   const locked = await post(app, '/login/step-up/', { code: await totp(other.secret, clock.now()) }, other.access)
-  t.equal(locked.status, 429, 'the lockout counts step-up codes')
-  t.equal(locked.body.code, 'AUTH_KIT_TOO_MANY_ATTEMPTS')
+  expectError(t, locked, 429, 'AUTH_KIT_TOO_MANY_ATTEMPTS', 'the lockout counts step-up codes')
   t.ok(Number(locked.headers['retry-after']) > 0)
 })
 
 t.test('step-up for a user without an active method is a 404', async (t) => {
   const user = await newUser(app)
   const res = await post(app, '/login/step-up/', { code: '123456' }, user.access)
-  t.equal(res.status, 404)
-  t.equal(res.body.code, 'AUTH_KIT_METHOD_NOT_FOUND')
+  expectError(t, res, 404, 'AUTH_KIT_METHOD_NOT_FOUND')
 })
 
 t.test('a user with no active method may set up the first one with a password-only token', async (t) => {
@@ -133,8 +127,7 @@ t.test('GET /mfa/qr/ serves the pending method\'s QR code as an SVG image, and 4
   clock.advance(30)
   const up = await post(app, '/login/step-up/', { code: await totp(secret, clock.now()) }, user.access)
   const after = await get(app, '/mfa/qr/?method=app', up.body.access)
-  t.equal(after.status, 404)
-  t.equal(after.body.code, 'AUTH_KIT_METHOD_NOT_FOUND')
+  expectError(t, after, 404, 'AUTH_KIT_METHOD_NOT_FOUND')
   t.equal((await get(app, '/mfa/qr/?method=nope', up.body.access)).status, 400, 'an unknown method name')
 })
 
@@ -143,7 +136,6 @@ t.test('an older password-only token of a session that stepped up still meets th
   const up = await post(app, '/login/step-up/', { code: await totp(user.secret, clock.now()) }, user.access)
   t.equal(up.status, 200)
   const old = await post(app, '/mfa/backup-codes/', { method: 'app', code: user.backupCodes[0] }, user.access)
-  t.equal(old.status, 401, 'the token, not its session, must carry mfa')
-  t.equal(old.body.code, 'AUTH_KIT_STEP_UP_REQUIRED')
+  expectError(t, old, 401, 'AUTH_KIT_STEP_UP_REQUIRED', 'the token, not its session, must carry mfa')
   t.equal((await post(app, '/mfa/backup-codes/', { method: 'app', code: user.backupCodes[0] }, up.body.access)).status, 200)
 })

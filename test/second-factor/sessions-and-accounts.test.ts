@@ -1,20 +1,16 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import authKitMfa, { type AuthKitOptions } from '../../src/index.js'
-import { SECRET, buildApp, storeOver, get, manualClock, newUser, post, secretOf, totp, P } from '../helpers/app.js'
+import authKitMfa from '../../src/index.js'
+import { SECRET, buildApp, get, manualClock, newUser, post, totp, P, expectError, confirmTotp, appOverStore, clockedApp } from '../helpers/app.js'
 import { jwtPayload } from '../helpers/flows.js'
 
 // Rule 12, `tokens.refreshReuseGrace`, SPEC section 9 "Sessions", and the
 // admin API's revokeSessions (issue 8, faults 2, 9 and 12).
 
 t.test('a session outlives no account: a deleted user\'s tokens, attempts and refresh chain die at once', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  const { secret } = await confirmTotp(app, user.access, clock)
   clock.advance(30)
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   t.equal(step1.body.mfa_enabled, true)
@@ -24,11 +20,9 @@ t.test('a session outlives no account: a deleted user\'s tokens, attempts and re
 
   t.equal((await get(app, '/user/', user.access)).status, 401, 'access token')
   const refreshed = await post(app, '/token/refresh/', { refresh: user.refresh })
-  t.equal(refreshed.status, 401, 'refresh')
-  t.equal(refreshed.body.code, 'AUTH_KIT_INVALID_REFRESH_TOKEN')
+  expectError(t, refreshed, 401, 'AUTH_KIT_INVALID_REFRESH_TOKEN', 'refresh')
   const verified = await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: await totp(secret, clock.now()) })
-  t.equal(verified.status, 401, 'login attempt')
-  t.equal(verified.body.code, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN')
+  expectError(t, verified, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN', 'login attempt')
 
   // The store returns the user again: the chain stays dead for good.
   await app.authKit.db.insertInto('auth_kit_user').values(row).execute()
@@ -38,15 +32,7 @@ t.test('a session outlives no account: a deleted user\'s tokens, attempts and re
 t.test('a user a custom store disables (returns null) loses every session at once', async (t) => {
   const banned = new Set<string>()
   const clock = manualClock()
-  const inner = await buildApp({ now: clock.now })
-  t.teardown(() => inner.close())
-  const base = inner.authKit.users
-  const store = storeOver(base, {
-    findById: async (id) => (banned.has(id) ? null : base.findById(id)),
-  })
-  const app = Fastify()
-  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false, now: clock.now } as AuthKitOptions)
-  t.teardown(() => app.close())
+  const app = await appOverStore(t, (base) => ({ findById: async (id) => (banned.has(id) ? null : base.findById(id)) }), { now: clock.now })
   const user = await newUser(app)
   banned.add(user.id)
   t.equal((await get(app, '/user/', user.access)).status, 401)
@@ -57,9 +43,7 @@ t.test('a user a custom store disables (returns null) loses every session at onc
 })
 
 t.test('two tabs refreshing at once: one wins, the other is refused, and nobody is logged out', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await newUser(app)
   const [a, b] = await Promise.all([post(app, '/token/refresh/', { refresh: user.refresh }), post(app, '/token/refresh/', { refresh: user.refresh })])
   const statuses = [a.status, b.status].sort()
@@ -73,9 +57,7 @@ t.test('two tabs refreshing at once: one wins, the other is refused, and nobody 
 })
 
 t.test('a spent refresh token shown again after the grace revokes its whole session', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, tokens: { refreshReuseGrace: 10 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { tokens: { refreshReuseGrace: 10 } })
   const user = await newUser(app)
   const rotated = await post(app, '/token/refresh/', { refresh: user.refresh })
   clock.advance(11)
@@ -85,9 +67,7 @@ t.test('a spent refresh token shown again after the grace revokes its whole sess
 })
 
 t.test('sessions: listed newest first, one revoked, the others revoked, each at once', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await newUser(app)
   clock.advance(1)
   const second = await post(app, '/login/', { username: user.username, password: user.password })
@@ -164,20 +144,10 @@ t.test('the password hash never reaches request.user', async (t) => {
 t.test('a user the store stops returning loses every session, attempt and device for good, even if the store returns them again', async (t) => {
   const banned = new Set<string>()
   const clock = manualClock()
-  const inner = await buildApp({ now: clock.now })
-  t.teardown(() => inner.close())
-  const base = inner.authKit.users
-  const store = storeOver(base, {
-    findById: async (id) => (banned.has(id) ? null : base.findById(id)),
-  })
-  const app = Fastify()
-  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false, now: clock.now } as AuthKitOptions)
+  const app = await appOverStore(t, (base) => ({ findById: async (id) => (banned.has(id) ? null : base.findById(id)) }), { now: clock.now })
   app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => ({ id: request.user.id }))
-  t.teardown(() => app.close())
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  const secret = secretOf(created.body.setup_data.qr_link)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secret, clock.now()) }, user.access)
+  const { secret } = await confirmTotp(app, user.access, clock)
   clock.advance(30)
   const step1 = await post(app, '/login/', { username: user.username, password: user.password })
   const verified = await post(app, '/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: await totp(secret, clock.now()), remember_device: true })
@@ -197,47 +167,34 @@ t.test('a user the store stops returning loses every session, attempt and device
 })
 
 t.test('confirming the first method ends every other password-only session', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await newUser(app)
   const attacker = await post(app, '/login/', { username: user.username, password: user.password })
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secretOf(created.body.setup_data.qr_link), clock.now()) }, user.access)
+  await confirmTotp(app, user.access, clock)
   t.equal((await get(app, '/user/', attacker.body.access)).status, 401, 'the other password-only session ended')
   t.equal((await post(app, '/token/refresh/', { refresh: attacker.body.refresh })).status, 401, 'and its refresh token')
   t.equal((await get(app, '/user/', user.access)).status, 200, 'the confirming session stays')
 })
 
 t.test('a password-only token cannot end the sessions or forget the devices of a user with MFA', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const user = await newUser(app)
-  const created = await post(app, '/mfa/', { method: 'app' }, user.access)
-  await post(app, '/mfa/confirm/', { method: 'app', code: await totp(secretOf(created.body.setup_data.qr_link), clock.now()) }, user.access)
+  await confirmTotp(app, user.access, clock)
   for (const [url, body] of [['/sessions/revoke-others/', {}], ['/sessions/revoke/', { id: 'x' }], ['/devices/revoke/', { id: 'x' }]] as const) {
     const res = await post(app, url, body, user.access)
-    t.equal(res.status, 401, url)
-    t.equal(res.body.code, 'AUTH_KIT_STEP_UP_REQUIRED')
+    expectError(t, res, 401, 'AUTH_KIT_STEP_UP_REQUIRED', url)
   }
 })
 
 t.test('an ORM-shaped record or a nested hash never reaches request.user', async (t) => {
-  const inner = await buildApp()
-  t.teardown(() => inner.close())
-  const base = inner.authKit.users
   // Shaped like an ORM model: the hash sits in its internals, toJSON gives the row.
   const model = (row: Record<string, unknown>) => ({ dataValues: row, toJSON: () => ({ ...row, credentials: { passwordHash: 'SECRET_HASH', pwd_hash: 'SECRET_HASH' } }), ...row })
-  const store = storeOver(base, {
+  const app = await appOverStore(t, (base) => ({
     findByLogin: async (login) => { const u = await base.findByLogin(login); return u == null ? u : model(u) },
     findById: async (id) => { const u = await base.findById(id); return u == null ? u : model({ ...u, hash: 'SECRET_HASH', salt: 'SECRET_SALT' }) },
     verifyPassword: async (u, p) => base.verifyPassword(u.dataValues, p),
-  })
-  const app = Fastify()
-  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false } as AuthKitOptions)
+  }))
   app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => request.user)
-  t.teardown(() => app.close())
   const user = await newUser(app)
   const me = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${user.access}` } })
   t.equal(me.statusCode, 200)
@@ -246,17 +203,11 @@ t.test('an ORM-shaped record or a nested hash never reaches request.user', async
 })
 
 t.test('a host route\'s 500 from authentication carries no database or store text', async (t) => {
-  const inner = await buildApp()
-  t.teardown(() => inner.close())
-  const base = inner.authKit.users
   let failing = false
-  const store = storeOver(base, {
+  const app = await appOverStore(t, (base) => ({
     findById: async (id) => { if (failing) throw new Error('ECONNREFUSED 10.0.0.5:5432 SECRETDETAIL'); return base.findById(id) },
-  })
-  const app = Fastify({ logger: false })
-  await app.register(authKitMfa, { secret: SECRET, database: inner.authKit.db, users: store, registration: true, docs: false } as AuthKitOptions)
+  }))
   app.get('/me', { preHandler: app.authKit.authenticate }, async (request) => ({ id: request.user.id }))
-  t.teardown(() => app.close())
   const user = await newUser(app)
   failing = true
   const me = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${user.access}` } })

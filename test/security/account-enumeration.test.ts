@@ -1,8 +1,9 @@
 // Attack: learning which accounts exist, or which part of a login was right,
 // from the answers; and steering step 2 to another user's account.
 import t from 'tap'
-import { buildApp, manualClock, post, get, newUser, userWithApp, totp } from '../helpers/app.js'
-import { countScrypt, eventLog, startLogin, totpWindow, wrongCode } from '../helpers/security.js'
+import { buildApp, manualClock, post, get, newUser, userWithApp, totp, clockedApp } from '../helpers/app.js'
+import { countScrypt, eventLog, totpWindow } from '../helpers/security.js'
+import { loginToken, wrongCode } from '../helpers/flows.js'
 
 t.test('an unknown user and a wrong password get one answer, and both run the password hash once', async (t) => {
   const clock = manualClock()
@@ -41,15 +42,13 @@ t.test('an unknown user and a wrong password get one answer, and both run the pa
 })
 
 t.test('step 2 takes the user only from the ephemeral token', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t)
   const alice = await userWithApp(app, clock)
   const bob = await userWithApp(app, clock)
   const impersonation = { user_id: bob.id, userId: bob.id, user: bob.id, username: bob.username, sub: bob.id }
 
   // Alice's token with Bob's code and Bob's name in the body: never Bob's account.
-  const token = await startLogin(app, alice)
+  const token = await loginToken(app, alice)
   const bobsCode = await post(app, '/login/verify/', { ephemeral_token: token, code: await totp(bob.secret, clock.now()), ...impersonation })
   t.not(bobsCode.status, 200, 'a code of another user does not pass')
   t.ok(bobsCode.status === 400 || bobsCode.body.code === 'AUTH_KIT_INVALID_CODE', 'answered as a wrong code (or a body the schema refuses)')
@@ -65,15 +64,13 @@ t.test('step 2 takes the user only from the ephemeral token', async (t) => {
     t.equal(own.status, 400, 'extra fields are refused as a schema error')
   }
   // Bob's backup code is still there: nothing of Bob's was touched.
-  const bobLogin = await post(app, '/login/verify/', { ephemeral_token: await startLogin(app, bob), code: bob.backupCodes[0] })
+  const bobLogin = await post(app, '/login/verify/', { ephemeral_token: await loginToken(app, bob), code: bob.backupCodes[0] })
   t.equal(bobLogin.status, 200)
   t.equal(bobLogin.body.user.id, bob.id)
 })
 
 t.test('errors at step 2 say the code was wrong and nothing more', async (t) => {
-  const clock = manualClock()
-  const app = await buildApp({ now: clock.now, mfa: { lockoutThreshold: 1000 } })
-  t.teardown(() => app.close())
+  const { app, clock } = await clockedApp(t, { mfa: { lockoutThreshold: 1000 } })
   const alice = await userWithApp(app, clock)
   const bob = await userWithApp(app, clock)
   const window = await totpWindow(alice.secret, clock.now())
@@ -88,7 +85,7 @@ t.test('errors at step 2 say the code was wrong and nothing more', async (t) => 
   }
   const bodies = new Set<string>()
   for (const [name, code] of Object.entries(wrongCodes)) {
-    const res = await post(app, '/login/verify/', { ephemeral_token: await startLogin(app, alice), code })
+    const res = await post(app, '/login/verify/', { ephemeral_token: await loginToken(app, alice), code })
     t.equal(res.status, 401, name)
     bodies.add(JSON.stringify(res.body))
   }
@@ -96,11 +93,11 @@ t.test('errors at step 2 say the code was wrong and nothing more', async (t) => 
     'one body for every kind of wrong code')
 
   // Every dead token looks alike too.
-  const used = await startLogin(app, alice)
+  const used = await loginToken(app, alice)
   t.equal((await post(app, '/login/verify/', { ephemeral_token: used, code: alice.backupCodes[0] })).status, 200)
-  const killed = await startLogin(app, alice)
+  const killed = await loginToken(app, alice)
   for (let i = 0; i < 5; i++) await post(app, '/login/verify/', { ephemeral_token: killed, code: wrongCodes.wrongTotp })
-  const expired = await startLogin(app, alice)
+  const expired = await loginToken(app, alice)
   clock.advance(601)
   const deadBodies = new Set<string>()
   for (const token of [used, killed, expired, 'no-such-token', `${used.slice(0, -2)}AA`]) {

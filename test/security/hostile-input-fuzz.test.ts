@@ -7,7 +7,9 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { AppHandler } from '../../src/index.js'
 import { buildApp, manualClock, post, get, P, totp } from '../helpers/app.js'
-import { recordingMethod, userWithAppAndSms, startLogin, seededRandom, totpWindow, wrongCode } from '../helpers/security.js'
+import { seededRandom, totpWindow } from '../helpers/security.js'
+import { userWithAppAndSms, loginToken, startLogin, wrongCode } from '../helpers/flows.js'
+import { recordingSmsHandler } from '../helpers/custom-handlers.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20260101)
 const REQUESTS = 2000
@@ -56,22 +58,19 @@ const RAW_BODIES = [
  * AUTH_KIT_LOGIN_THROTTLED, which the fuzzer accepts as a 4xx); another address is not slowed.
  */
 async function startLoginElsewhere (app: FastifyInstance, user: { username: string, password: string }): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: `${P}/login/`, payload: { username: user.username, password: user.password }, remoteAddress: '192.0.2.10' })
-  const body = res.json()
-  if (res.statusCode !== 200 || body.mfa_enabled !== true) throw new Error(`login step 1 failed: ${res.body}`)
-  return body.ephemeral_token as string
+  return (await startLogin(app, user, { from: '192.0.2.10' })).ephemeral_token
 }
 
 t.test(`${REQUESTS} hostile requests (seed ${SEED}) get only 4xx or documented 2xx answers and change nothing`, async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const app = await buildApp({ now: clock.now, mfa: { handlers: [AppHandler, sms.Handler], lockoutThreshold: 1_000_000 } })
   t.teardown(() => app.close())
   const user = await userWithAppAndSms(app, clock, sms)
   const other = await userWithAppAndSms(app, clock, sms)
   // A spent backup code: the fuzzer may send it, and it must stay spent.
   const spentBackup = other.backupCodes[0]
-  t.equal((await post(app, '/login/verify/', { ephemeral_token: await startLogin(app, other), code: spentBackup })).status, 200)
+  t.equal((await post(app, '/login/verify/', { ephemeral_token: await loginToken(app, other), code: spentBackup })).status, 200)
   const prototypeKeys = Object.getOwnPropertyNames(Object.prototype).sort()
   const methodsBefore = (await get(app, '/mfa/', user.access)).body
   const otherBefore = (await get(app, '/mfa/', other.access)).body
@@ -80,11 +79,11 @@ t.test(`${REQUESTS} hostile requests (seed ${SEED}) get only 4xx or documented 2
 
   // Codes that would be right: the fuzzer never sends them, so "nothing changed" is a fair test.
   const window = [...await totpWindow(user.secret, clock.now()), ...await totpWindow(other.secret, clock.now())]
-  const isRight = (s: string) => window.includes(s) || sms.outbox.some((m) => m.code === s)
-  const safe = (s: string) => (isRight(s) ? wrongCode(...window, ...sms.outbox.map((m) => m.code)) : s)
+  const isRight = (s: string) => window.includes(s) || sms.texts.some((m) => m.code === s)
+  const safe = (s: string) => (isRight(s) ? wrongCode(...window, ...sms.texts.map((m) => m.code)) : s)
 
   const rnd = seededRandom(SEED)
-  let ephemeral = await startLogin(app, user)
+  let ephemeral = await loginToken(app, user)
   const randomString = (): string => {
     const len = rnd.pick([1, 6, 6, 16, 19, 40, 300])
     const alphabet = rnd.pick(['0123456789', '0123456789ABCDEFGHJKMNPQRSTVWXYZ-', 'abcdefghijklmnopqrstuvwxyz', '\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669', ' \t\n-_.~!@#$%^&*()'])

@@ -7,10 +7,11 @@ import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import authKitMfa, { AppHandler, authKitRedactPaths, type AuthKitOptions } from '../../src/index.js'
 import { SECRET, manualClock, post, get, secretOf, totp } from '../helpers/app.js'
-import { recordingMethod, logCapture, tempDir } from '../helpers/security.js'
+import { logCapture, tempDir } from '../helpers/security.js'
+import { recordingSmsHandler } from '../helpers/custom-handlers.js'
 
 type Clock = ReturnType<typeof manualClock>
-type Sms = ReturnType<typeof recordingMethod>
+type Sms = ReturnType<typeof recordingSmsHandler>
 type Tap = Test
 
 /** Everything secret a session handled, and every answer it got. */
@@ -76,9 +77,16 @@ async function fullSession (t: Tap, app: FastifyInstance, clock: Clock, sms: Sms
   await call('/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: '123456' })
   const loginCode = await totp(secret, clock.now())
   session.shortCodes.push(loginCode)
-  const step2 = await call('/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: loginCode })
+  const step2 = await call('/login/verify/', { ephemeral_token: step1.body.ephemeral_token, code: loginCode, remember_device: true })
   t.equal(step2.status, 200)
   keepTokens(step2.body)
+  // A device token and the password skip the second step: it is as secret as a code.
+  t.type(step2.body.device_token, 'string')
+  keep(step2.body.device_token)
+  const remembered = await call('/login/', { username, password, device_token: step2.body.device_token })
+  t.equal(remembered.status, 200)
+  t.equal(remembered.body.mfa_enabled, false, 'the remembered device skipped the second step')
+  keepTokens(remembered.body)
   t.equal((await get(app, '/user/', step2.body.access)).status, 200)
   t.equal((await get(app, '/mfa/', step2.body.access)).status, 200)
 
@@ -139,7 +147,7 @@ async function appWith (fastifyOptions: Record<string, unknown>, options: Partia
 
 t.test('a whole session logged at trace level writes no code, secret, token, password or QR link', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const logs = logCapture()
   const app = await appWith({ logger: { level: 'trace', stream: logs.stream } }, {
     now: clock.now,
@@ -159,7 +167,7 @@ t.test('a whole session logged at trace level writes no code, secret, token, pas
 
 t.test('a host that logs bodies and headers with authKitRedactPaths leaks nothing', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const logs = logCapture()
   const app = await appWith({
     logger: {
@@ -189,7 +197,7 @@ t.test('a host that logs bodies and headers with authKitRedactPaths leaks nothin
 
   // Without the list the same host would leak: the test can see a leak.
   const unsafeLogs = logCapture()
-  const unsafe = await appWith({ logger: { level: 'info', stream: unsafeLogs.stream } }, { now: clock.now, mfa: { handlers: [AppHandler, recordingMethod().Handler] } }, (host) => {
+  const unsafe = await appWith({ logger: { level: 'info', stream: unsafeLogs.stream } }, { now: clock.now, mfa: { handlers: [AppHandler, recordingSmsHandler().Handler] } }, (host) => {
     host.addHook('preHandler', async (request) => { request.log.info({ body: request.body }, 'request body') })
   })
   t.teardown(() => unsafe.close())
@@ -197,9 +205,16 @@ t.test('a host that logs bodies and headers with authKitRedactPaths leaks nothin
   t.ok(unsafeLogs.text().includes('a password to leak'))
 })
 
+t.test('the redaction list names every secret field of the routes, passkeys included', async (t) => {
+  // device_token skips the second step; credential and challenge are a passkey's answer and its challenge.
+  for (const field of ['password', 'code', 'primary_code', 'ephemeral_token', 'refresh', 'access', 'backup_codes', 'setup_data', 'device_token', 'credential', 'challenge']) {
+    for (const holder of ['req.body', 'request.body', 'response.body', 'body', 'payload']) t.ok(authKitRedactPaths.includes(`${holder}.${field}`), `${holder}.${field}`)
+  }
+})
+
 t.test('every answer of the plugin sends Cache-Control: no-store', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const app = await appWith({}, { now: clock.now, mfa: { handlers: [AppHandler, sms.Handler] } })
   t.teardown(() => app.close())
   const session = await fullSession(t, app, clock, sms)
@@ -212,7 +227,7 @@ t.test('every answer of the plugin sends Cache-Control: no-store', async (t) => 
 
 t.test('the database file holds no TOTP secret, backup code, sent code, password or token in clear text', async (t) => {
   const clock = manualClock()
-  const sms = recordingMethod()
+  const sms = recordingSmsHandler()
   const dir = tempDir(t)
   const app = await appWith({}, { now: clock.now, database: `sqlite:${join(dir, 'at-rest.db')}`, mfa: { handlers: [AppHandler, sms.Handler] } })
   const session = await fullSession(t, app, clock, sms)
