@@ -55,6 +55,7 @@ export function composeAuthKit ({ db, options, log }: { db: Kysely<Database>, op
   const login = new LoginService({
     db, repositories, keyring, users, registry, methods, tokens, events, now,
     throttle: new LoginThrottleService({ repositories, keyring, settings: options.login, events, now }),
+    builtInUsers: options.users === undefined,
     onUserGone: async (userId) => account.forgetGoneUser(userId),
     settings: mfa,
   })

@@ -17,9 +17,22 @@ const insertRow = prepare((db, id: string, tokenHash: string, userId: string, me
     id, token_hash: tokenHash, user_id: userId, method, failures: 0, expires_at: expiresAt, used_at: null, created_at: createdAt,
   }))
 const byHashes = prepare((db, hashes: string[]) => db.selectFrom('auth_kit_login_attempt').selectAll().where('token_hash', 'in', hashes))
+const byHashesWithUser = prepare((db, hashes: string[]) => db.selectFrom('auth_kit_login_attempt as a')
+  .leftJoin('auth_kit_user as u', 'u.id', 'a.user_id')
+  .selectAll('a')
+  .select(['u.id as u_id', 'u.username as u_username', 'u.email as u_email', 'u.created_at as u_created_at'])
+  .where('a.token_hash', 'in', hashes))
 const byId = prepare((db, id: string) => db.selectFrom('auth_kit_login_attempt').selectAll().where('id', '=', id))
-const countFailure = prepare((db, id: string) => db.updateTable('auth_kit_login_attempt').set((eb) => ({ failures: eb('failures', '+', 1) })).where('id', '=', id))
+// Both writes of a verify change the attempt only while it is still usable, as
+// the attempt was when read: used_at, expiry, failures and method are checked
+// by the UPDATE itself, so no second read is needed under the user's lock.
+const countFailure = prepare((db, id: string, now: number, maxFailures: number) => db.updateTable('auth_kit_login_attempt')
+  .set((eb) => ({ failures: eb('failures', '+', 1) }))
+  .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now).where('failures', '<', maxFailures))
 const markUsedRow = prepare((db, id: string, now: number) => db.updateTable('auth_kit_login_attempt').set({ used_at: now }).where('id', '=', id).where('used_at', 'is', null))
+const markUsedIfUsable = prepare((db, id: string, now: number, maxFailures: number, method: string) => db.updateTable('auth_kit_login_attempt')
+  .set({ used_at: now })
+  .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now).where('failures', '<', maxFailures).where('method', '=', method))
 const purgeExpiredOf = prepare((db, userId: string, now: number) => db.deleteFrom('auth_kit_login_attempt').where('user_id', '=', userId).where('expires_at', '<=', now))
 
 type AttemptRecord = { id: string, user_id: string, method: string, failures: unknown, expires_at: unknown, used_at: unknown }
@@ -40,13 +53,38 @@ export class LoginAttemptRepository {
     return toAttempt(await byHashes.first(this.db, hashes))
   }
 
+  /**
+   * The attempt and, in the same read, its user from the built-in user table
+   * (without the password hash), or `user: undefined` when the table no longer
+   * has it. Only for the built-in user store.
+   */
+  async findByHashesWithUser (hashes: string[]): Promise<{ attempt: LoginAttemptRow, user: { id: string, username: string, email: string | null, createdAt: number } | undefined } | undefined> {
+    const row = await byHashesWithUser.first(this.db, hashes)
+    if (row === undefined) return undefined
+    const user = row.u_id === null ? undefined : { id: row.u_id, username: row.u_username!, email: row.u_email ?? null, createdAt: toNumber(row.u_created_at) }
+    return { attempt: toAttempt(row)!, user }
+  }
+
   async findById (id: string): Promise<LoginAttemptRow | undefined> {
     return toAttempt(await byId.first(this.db, id))
   }
 
-  /** One more wrong code for the attempt. */
-  async fail (id: string): Promise<void> {
-    await countFailure.run(this.db, id)
+  /**
+   * One more wrong code for the attempt, if it is still usable at `now`
+   * (milliseconds) with fewer than `maxFailures` wrong codes; false if it is
+   * not (used, expired or killed meanwhile), and then nothing changed.
+   */
+  async fail (id: string, now: number, maxFailures: number): Promise<boolean> {
+    return (await countFailure.run(this.db, id, now, maxFailures)) === 1
+  }
+
+  /**
+   * The attempt's one successful verify, only if it is still usable at `now`
+   * (milliseconds), has fewer than `maxFailures` wrong codes and is still bound
+   * to `method`; false otherwise, and then nothing changed.
+   */
+  async markUsedIfUsable (id: string, now: number, maxFailures: number, method: string): Promise<boolean> {
+    return (await markUsedIfUsable.run(this.db, id, now, maxFailures, method)) === 1
   }
 
   /** The attempt's one successful verify; false if it was used already. */

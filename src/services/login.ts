@@ -33,6 +33,8 @@ export interface LoginServiceProps {
   throttle: LoginThrottleService
   events: EventBus
   settings: LoginSettings
+  /** True when `users` is the built-in store: its user is then read with the attempt, in one query. */
+  builtInUsers: boolean
   /** Called when a user the store no longer returns is met (rule 12). */
   onUserGone: (userId: string) => Promise<void>
   now: () => number
@@ -156,10 +158,19 @@ export class LoginService {
 
   /** The attempt behind a token, if it can still be used, and its user; otherwise 401. */
   private async liveAttempt (token: string): Promise<{ attempt: LoginAttemptRow, user: AuthKitUser }> {
-    const attempt = await this.attempts.findByHashes(this.props.keyring.hashes(token))
+    const hashes = this.props.keyring.hashes(token)
+    let attempt: LoginAttemptRow | undefined
+    let user: AuthKitUser | null | undefined
+    if (this.props.builtInUsers) {
+      const found = await this.attempts.findByHashesWithUser(hashes)
+      attempt = found?.attempt
+      user = found?.user
+    } else {
+      attempt = await this.attempts.findByHashes(hashes)
+    }
     if (attempt === undefined || !this.usable(attempt)) throw new AuthKitErrors.InvalidEphemeralToken()
+    if (!this.props.builtInUsers) user = await this.props.users.findById(attempt.userId)
     // Rule 12: an attempt of a user the store no longer returns is dead.
-    const user = await this.props.users.findById(attempt.userId)
     if (user === null || user === undefined) {
       await this.props.onUserGone(attempt.userId)
       throw new AuthKitErrors.InvalidEphemeralToken()
@@ -179,21 +190,22 @@ export class LoginService {
     const { attempt, user } = await this.liveAttempt(token)
     const userId = attempt.userId
     const { methods, tokens, events } = this.props
-    let methodName = attempt.method
+    const methodName = attempt.method
+    const { maxAttemptsPerToken } = this.props.settings
     const outcome = await inUserLock(this.props.db, userId, async (tx) => {
       const attempts = new LoginAttemptRepository(tx.trx)
-      const current = await attempts.findById(attempt.id)
-      if (current === undefined || !this.usable(current)) throw new AuthKitErrors.InvalidEphemeralToken()
       const active = await methods.activeMethods(userId, tx.trx)
-      const method = active.find((m) => m.name === current.method)
+      const method = active.find((m) => m.name === attempt.method)
       if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
-      methodName = method.name
-      const verdict = await methods.checkFactor(tx, user, method, response, { backupMethods: active, scope: { kind: 'login', attemptId: current.id } })
+      const verdict = await methods.checkFactor(tx, user, method, response, { backupMethods: active, scope: { kind: 'login', attemptId: attempt.id } })
+      // The attempt is not read again under the lock: each write below changes
+      // it only if it is still as usable as when read, and otherwise the whole
+      // transaction (code, count, replay guard) rolls back with a 401.
       if (!verdict.right) {
-        await attempts.fail(current.id)
+        if (!(await attempts.fail(attempt.id, this.now, maxAttemptsPerToken))) throw new AuthKitErrors.InvalidEphemeralToken()
         return { verdict, active }
       }
-      await attempts.markUsed(current.id, this.now)
+      if (!(await attempts.markUsedIfUsable(attempt.id, this.now, maxAttemptsPerToken, method.name))) throw new AuthKitErrors.InvalidEphemeralToken()
       const device = rememberDevice ? await this.remember(tx.trx, userId, ctx.userAgent) : undefined
       const issued = await tokens.startSession({ userId, amr: AMR_TWO_STEP, authTime: this.now, deviceId: device?.id }, tx.trx)
       return { verdict, active, issued, device }
