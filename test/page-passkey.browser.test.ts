@@ -1,11 +1,9 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import type { Locator } from 'playwright-core'
 import { buildDemo } from '../examples/app.js'
 import { manualClock, SECRET, totp } from './helpers/app.js'
-import { CHROMIUM, CHROMIUM_ARGS, freePort, watch, type PageLog } from './helpers/browser.js'
+import { expectOnlyProvokedErrors, freePort, inChromium, recordErrorAnswers, screenshotDir, testInChromium } from './helpers/browser.js'
 
 // SPEC sections 10 and 11: the demo's page with a passkey, only by clicking
 // and typing, in Debian's chromium with a CDP virtual authenticator standing
@@ -18,39 +16,22 @@ import { CHROMIUM, CHROMIUM_ARGS, freePort, watch, type PageLog } from './helper
 // protected action, new backup codes, primary, deactivate and delete with it.
 // No error may reach the browser console, and no request may fail.
 // UPDATE_SCREENSHOTS=1 writes the README's passkey screenshot to docs/screenshots/.
-if (!existsSync(CHROMIUM)) {
-  t.plan(0, `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium, as .ci/run does) to run the page's passkey test`)
-} else {
-  t.test('the demo page with a passkey, only by clicking and typing', walkWithAPasskey)
-}
+testInChromium(t, 'the demo page with a passkey, only by clicking and typing', 'the page\'s passkey test', walkWithAPasskey)
 
 const PASSWORD = 'correct horse battery staple'
 
 async function walkWithAPasskey (t: Test): Promise<void> {
-  t.setTimeout(5 * 60 * 1000)
-  const { chromium } = await import('playwright-core')
-  const root = resolve(fileURLToPath(new URL('..', import.meta.url)))
-  const shots = process.env.UPDATE_SCREENSHOTS === '1' ? join(root, 'docs', 'screenshots') : t.testdirName
-  mkdirSync(shots, { recursive: true })
+  const shots = screenshotDir(t)
 
   const port = await freePort()
   const base = `http://localhost:${port}`
   const clock = manualClock(Date.now())
   const { app } = await buildDemo({ secret: SECRET, database: 'sqlite::memory:', origins: [base], now: clock.now })
   t.teardown(() => app.close())
-  const errorCodes: string[] = []
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode >= 400) errorCodes.push(`${request.method} ${request.url} ${reply.statusCode} ${JSON.parse(String(payload)).code}`)
-    return payload
-  })
+  const errorCodes = recordErrorAnswers(app)
   await app.listen({ port, host: '127.0.0.1' })
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  const context = await browser.newContext({ viewport: { width: 1000, height: 820 } })
-  const page = await context.newPage()
-  const log: PageLog = { consoleErrors: [], failedRequests: [], errorAnswers: [] }
-  watch(page, log)
+  const { context, page, log } = await inChromium(t, { context: { viewport: { width: 1000, height: 820 } } })
   const cdp = await context.newCDPSession(page)
   await cdp.send('WebAuthn.enable')
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
@@ -195,15 +176,9 @@ async function walkWithAPasskey (t: Test): Promise<void> {
     t.equal(await storedCredential(), undefined, 'its credential is gone from the server')
   })
 
-  t.same(errorCodes, [
+  expectOnlyProvokedErrors(t, log, errorCodes, [
     'POST /api/auth/mfa/ 401 AUTH_KIT_STEP_UP_REQUIRED',
     'POST /api/demo-action 401 AUTH_KIT_UNAUTHORIZED',
     'POST /api/demo-action 401 AUTH_KIT_STEP_UP_REQUIRED',
-  ], 'the only error answers are the ones the journey provokes')
-  t.same(log.errorAnswers, errorCodes.map((line) => line.split(' ').slice(0, 3).join(' ')), 'and the browser saw those')
-  // Chromium logs each 4xx answer as a console error of its own; any other error is the page's fault.
-  const answerLines = log.consoleErrors.filter((text) => /^Failed to load resource: the server responded with a status of 4\d\d/.test(text))
-  t.equal(answerLines.length, errorCodes.length, 'one console line per error answer')
-  t.same(log.consoleErrors.filter((text) => !answerLines.includes(text)), [], 'no other error in the browser console')
-  t.same(log.failedRequests, [], 'no request failed')
+  ])
 }

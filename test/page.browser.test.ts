@@ -1,16 +1,14 @@
 import t, { type Test } from 'tap'
 import { build } from 'esbuild'
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto'
-import { existsSync, mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
+import { join } from 'node:path'
+import type { Locator, Page } from 'playwright-core'
 import { buildDemo } from '../examples/app.js'
 import { SWAGGER_UI_THEME } from '../src/docs.js'
 import { manualClock, SECRET, totp } from './helpers/app.js'
 import { codeIn, smtpTransport, startSmtp, type Mailbox } from './helpers/smtp.js'
-import { CHROMIUM, CHROMIUM_ARGS, watch } from './helpers/browser.js'
+import { expectOnlyProvokedErrors, inChromium, recordErrorAnswers, ROOT, screenshotDir, testInChromium } from './helpers/browser.js'
 
 // SPEC section 11, "The page": the demo's page at `/`, used the way a person
 // uses it, only by clicking and typing, in Debian's chromium driven by
@@ -19,49 +17,31 @@ import { CHROMIUM, CHROMIUM_ARGS, watch } from './helpers/browser.js'
 // SMTP server on loopback, from which the test reads the codes. The test plays
 // the authenticator app. No error may reach the browser console, and no request
 // may fail. UPDATE_SCREENSHOTS=1 writes the README's screenshots to docs/screenshots/.
-if (!existsSync(CHROMIUM)) {
-  t.plan(0, `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium, as .ci/run does) to run the page's browser test`)
-} else {
-  t.test('the demo page, only by clicking and typing', walkThePage)
-}
+testInChromium(t, 'the demo page, only by clicking and typing', 'the page\'s browser test', walkThePage)
 
 const PASSWORD = 'correct horse battery staple'
 
 async function walkThePage (t: Test): Promise<void> {
-  t.setTimeout(5 * 60 * 1000)
-  const { chromium } = await import('playwright-core')
-  const root = resolve(fileURLToPath(new URL('..', import.meta.url)))
-  const shots = process.env.UPDATE_SCREENSHOTS === '1' ? join(root, 'docs', 'screenshots') : t.testdirName
-  mkdirSync(shots, { recursive: true })
+  const shots = screenshotDir(t)
 
   const mailbox = await startSmtp()
   t.teardown(() => mailbox.close())
   const clock = manualClock(Date.now())
   const { app } = await buildDemo({ secret: SECRET, database: 'sqlite::memory:', email: { transport: smtpTransport(mailbox.port) }, now: clock.now })
   t.teardown(() => app.close())
-  // The error codes the server answered (a browser may drop a body the page never read).
-  const errorCodes: string[] = []
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode >= 400) errorCodes.push(`${request.method} ${request.url} ${reply.statusCode} ${JSON.parse(String(payload)).code}`)
-    return payload
-  })
+  const errorCodes = recordErrorAnswers(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
 
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  const log = { consoleErrors: [] as string[], failedRequests: [] as string[], errorAnswers: [] as string[] }
-  const newPage = async (): Promise<{ context: BrowserContext, page: Page }> => {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 820 }, acceptDownloads: true })
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
-    const page = await context.newPage()
-    // The page's clock, for its Retry-After countdown: it runs as usual until the test jumps it.
-    await page.clock.install()
-    watch(page, log)
-    return { context, page }
-  }
-  const { page } = await newPage()
+  const { page, log, newPage } = await inChromium(t, {
+    context: { viewport: { width: 1000, height: 820 }, acceptDownloads: true },
+    async prepare (context, page) {
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
+      // The page's clock, for its Retry-After countdown: it runs as usual until the test jumps it.
+      await page.clock.install()
+    },
+  })
   const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`) })
 
   /** Waits until `locator` shows text matching `pattern`, then checks it (so a failure reads well). */
@@ -327,7 +307,7 @@ async function walkThePage (t: Test): Promise<void> {
     await cdp.send('WebAuthn.enable')
     await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true } })
     await browserPage.goto(base.replace('127.0.0.1', 'localhost') + '/')
-    const helpers = await build({ entryPoints: [join(root, 'src/client/passkey.ts')], bundle: true, format: 'iife', globalName: 'passkeyHelpers', write: false, logLevel: 'silent' })
+    const helpers = await build({ entryPoints: [join(ROOT, 'src/client/passkey.ts')], bundle: true, format: 'iife', globalName: 'passkeyHelpers', write: false, logLevel: 'silent' })
     // Through the debugger: the page's policy admits no other script, rightly.
     await browserPage.evaluate(`${helpers.outputFiles[0].text}; window.passkeyHelpers = passkeyHelpers`)
 
@@ -357,7 +337,7 @@ async function walkThePage (t: Test): Promise<void> {
     t.ok(verify('sha256', signed, publicKey, Buffer.from(assertion.response.signature, 'base64url')), 'the signature checks out with the registered public key')
   })
 
-  t.same(errorCodes, [
+  expectOnlyProvokedErrors(t, log, errorCodes, [
     'POST /api/auth/registration/ 400 FST_ERR_VALIDATION',
     'POST /api/auth/mfa/confirm/ 403 AUTH_KIT_INVALID_CODE',
     'POST /api/auth/mfa/ 401 AUTH_KIT_STEP_UP_REQUIRED',
@@ -366,11 +346,5 @@ async function walkThePage (t: Test): Promise<void> {
     'POST /api/auth/token/refresh/ 401 AUTH_KIT_INVALID_REFRESH_TOKEN',
     'POST /api/demo-action 401 AUTH_KIT_UNAUTHORIZED',
     'POST /api/demo-action 401 AUTH_KIT_STEP_UP_REQUIRED',
-  ], 'the only error answers are the ones the journey provokes')
-  t.same(log.errorAnswers, errorCodes.map((line) => line.split(' ').slice(0, 3).join(' ')), 'and the browsers saw those')
-  // Chromium logs each 4xx answer as a console error of its own; any other error is the page's fault.
-  const answerLines = log.consoleErrors.filter((text) => /^Failed to load resource: the server responded with a status of 4\d\d/.test(text))
-  t.equal(answerLines.length, errorCodes.length, 'one console line per error answer')
-  t.same(log.consoleErrors.filter((text) => !answerLines.includes(text)), [], 'no other error in the browser console')
-  t.same(log.failedRequests, [], 'no request failed')
+  ])
 }

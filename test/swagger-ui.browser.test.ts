@@ -1,9 +1,8 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { AppHandler, EmailHandler } from '../src/index.js'
 import { buildApp, manualClock, secretOf, totp } from './helpers/app.js'
+import { inChromium, screenshotDir, testInChromium } from './helpers/browser.js'
 
 // SPEC section 11: the Swagger UI is a way to learn the API. A person's first
 // session, only by clicking and typing in the page, in Debian's chromium driven
@@ -11,21 +10,12 @@ import { buildApp, manualClock, secretOf, totp } from './helpers/app.js'
 // the QR code, confirm, log in with two steps, reload and stay authorized, with
 // no error in the browser console. The test plays the authenticator app.
 // UPDATE_SCREENSHOTS=1 writes the screenshots the README shows into docs/.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // A browser on a loaded machine is slow: the file gets more than .taprc's 120 s.
 t.setTimeout(5 * 60 * 1000)
-if (!existsSync(CHROMIUM)) {
-  t.plan(0, `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium, as .ci/run does) to run the Swagger UI test`)
-} else {
-  t.test('a first session in Swagger UI, only by clicking and typing', walkFirstSession)
-}
+testInChromium(t, 'a first session in Swagger UI, only by clicking and typing', 'the Swagger UI test', walkFirstSession)
 
 async function walkFirstSession (t: Test): Promise<void> {
-  t.setTimeout(5 * 60 * 1000)
-  const { chromium } = await import('playwright-core')
-  const root = resolve(fileURLToPath(new URL('..', import.meta.url)))
-  const shots = process.env.UPDATE_SCREENSHOTS === '1' ? join(root, 'docs') : t.testdirName
-  mkdirSync(shots, { recursive: true })
+  const shots = screenshotDir(t, 'docs')
 
   const clock = manualClock(Date.now())
   const app = await buildApp({
@@ -38,12 +28,7 @@ async function walkFirstSession (t: Test): Promise<void> {
   const address = app.server.address()
   const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
-  const consoleErrors: string[] = []
-  page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()) })
-  page.on('pageerror', (error) => consoleErrors.push(error.message))
+  const { page, log: { consoleErrors } } = await inChromium(t, { context: { viewport: { width: 1280, height: 900 } } })
 
   /** Opens an operation, presses "Try it out", types the body (or keeps the example), presses "Execute". */
   async function execute (id: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number, json: any, op: ReturnType<typeof page.locator> }> {

@@ -1,9 +1,8 @@
 import t, { type Test } from 'tap'
-import { existsSync } from 'node:fs'
 import Fastify from 'fastify'
 import authKitMfa, { PasskeyHandler } from '../../src/index.js'
 import { SECRET } from '../helpers/app.js'
-import { CHROMIUM, CHROMIUM_ARGS, freePort } from '../helpers/browser.js'
+import { freePort, inChromium, testInChromium } from '../helpers/browser.js'
 
 // SPEC section 10 in a real browser: Debian's chromium, driven by
 // playwright-core, with a CDP virtual authenticator standing for the user's
@@ -11,11 +10,7 @@ import { CHROMIUM, CHROMIUM_ARGS, freePort } from '../helpers/browser.js'
 // http://localhost:PORT (rpID "localhost") registers a passkey, then logs in
 // with it, through the browser's own WebAuthn JSON parsing and serialization
 // (parseCreationOptionsFromJSON, parseRequestOptionsFromJSON, toJSON).
-if (!existsSync(CHROMIUM)) {
-  t.plan(0, `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium, as .ci/run does) to run the passkey browser test`)
-} else {
-  t.test('real Chromium registers a passkey, then logs in with it', registerThenLogIn)
-}
+testInChromium(t, 'real Chromium registers a passkey, then logs in with it', 'the passkey browser test', registerThenLogIn)
 
 // The page: every step is a function the test calls, and each answers what the server said.
 const PAGE = `<!doctype html>
@@ -55,8 +50,6 @@ window.logInWithPasskey = async (username, password) => {
 <p>Passkey test page</p>`
 
 async function registerThenLogIn (t: Test): Promise<void> {
-  t.setTimeout(5 * 60 * 1000)
-  const { chromium } = await import('playwright-core')
   const port = await freePort()
   const origin = `http://localhost:${port}`
 
@@ -70,15 +63,13 @@ async function registerThenLogIn (t: Test): Promise<void> {
   t.teardown(() => app.close())
   await app.listen({ port, host: 'localhost' })
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const { context, page } = await inChromium(t)
   const pageErrors: string[] = []
   page.on('pageerror', (error) => pageErrors.push(error.message))
   await page.goto(`${origin}/`)
 
   // The user's device: a platform authenticator that says yes by itself.
-  const cdp = await page.context().newCDPSession(page)
+  const cdp = await context.newCDPSession(page)
   await cdp.send('WebAuthn.enable')
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
     options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
