@@ -47,7 +47,7 @@ export function composeAuthKit ({ db, options, log }: { db: Kysely<Database>, op
   const users = options.users ?? new BuiltInUserStore(db, now)
   const mailer = options.email !== undefined ? new Mailer(options.email) : null
   const events = new EventBus(options.onEvent, log, now)
-  const tokens = new TokenService({ db, repositories, keyring, settings: options.tokens, now })
+  const tokens = new TokenService({ db, repositories, keyring, settings: options.tokens, builtInUsers: options.users === undefined, now })
   const lockout = new LockoutService({ settings: mfa, now })
   const codes = new CodeService({ db, repositories, keyring, settings: mfa, users, mailer, webauthn: options.webauthn, now })
   const methods = new MethodService({ db, repositories, registry, codes, lockout, events, policies: mfa, now })

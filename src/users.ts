@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from './db/types.js'
 import { UserRepository, type UserIdentifier, type UserRow } from './repositories/users.js'
 import { isTransientConflict, isUniqueViolation } from './repositories/db-errors.js'
-import { PASSWORD_COST, slowHash, slowVerify } from './crypto.js'
+import { PASSWORD_COST, slowHash, slowVerify, newId } from './crypto.js'
 import { AuthKitErrors } from './errors.js'
 import type { PublicUser } from '../schemas/common.js'
 
@@ -123,7 +122,7 @@ export class BuiltInUserStore implements UserStore<BuiltInUser> {
     // Spares the slow hash for a name that is plainly taken; the insert decides.
     if (await this.users.keyTaken(identifiers.map((i) => i.key))) throw new AuthKitErrors.UsernameTaken()
     const row: UserRow = {
-      id: randomUUID(),
+      id: newId(),
       username: input.username.trim(),
       email: input.email.trim(),
       passwordHash: await slowHash(input.password, PASSWORD_COST),

@@ -29,3 +29,22 @@ t.test('expired refresh tokens are cleared when the user gets new ones', async (
   t.equal(await count(), 1)
   t.equal((await post(app, '/token/refresh/', { refresh: fresh.body.refresh })).status, 200, 'the new one works')
 })
+
+t.test('a chain refreshed for a long time between logins keeps few spent tokens', async (t) => {
+  // Spent tokens stay until they expire (reuse detection); a share of rotations
+  // clears the expired ones, so the table does not grow with the chain's age.
+  const { app, clock } = await clockedApp(t, { tokens: { refreshTokenExpiry: 120, accessTokenExpiry: 60 } })
+  const reg = await post(app, '/registration/', { username: 'longchain', email: 'longchain@example.com', password: 'long enough password' })
+  const count = async () => Number((await app.authKit.db.selectFrom('auth_kit_refresh_token').select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', reg.body.user.id).executeTakeFirstOrThrow()).n)
+  let refresh = (await post(app, '/login/', { username: 'longchain', password: 'long enough password' })).body.refresh as string
+  const rotations = 400
+  for (let i = 0; i < rotations; i++) {
+    clock.advance(60)
+    const res = await post(app, '/token/refresh/', { refresh })
+    if (res.status !== 200) { t.fail(`rotation ${i}: ${res.status}`); return }
+    refresh = res.body.refresh
+  }
+  const left = await count()
+  t.ok(left < rotations / 4, `${left} tokens left after ${rotations} rotations (without clearing: ${rotations + 1})`)
+  t.equal((await post(app, '/token/refresh/', { refresh })).status, 200, 'the newest token still works')
+})

@@ -24,6 +24,13 @@ const byHashesWithSession = prepare((db, hashes: string[]) => db.selectFrom('aut
   .select(['s.id as s_id', 's.user_id as s_user_id', 's.amr as s_amr', 's.auth_time as s_auth_time', 's.setup_only as s_setup_only', 's.device_id as s_device_id',
     's.created_at as s_created_at', 's.last_used_at as s_last_used_at', 's.expires_at as s_expires_at', 's.revoked_at as s_revoked_at'])
   .where('t.token_hash', 'in', hashes))
+const byHashesWithSessionAndUser = prepare((db, hashes: string[]) => db.selectFrom('auth_kit_refresh_token as t')
+  .leftJoin('auth_kit_session as s', 's.id', 't.family_id')
+  .leftJoin('auth_kit_user as u', 'u.id', 't.user_id')
+  .selectAll('t')
+  .select(['s.id as s_id', 's.user_id as s_user_id', 's.amr as s_amr', 's.auth_time as s_auth_time', 's.setup_only as s_setup_only', 's.device_id as s_device_id',
+    's.created_at as s_created_at', 's.last_used_at as s_last_used_at', 's.expires_at as s_expires_at', 's.revoked_at as s_revoked_at', 'u.id as u_id'])
+  .where('t.token_hash', 'in', hashes))
 const revokeRow = prepare((db, id: string, now: number) => db.updateTable('auth_kit_refresh_token').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null))
 const purgeExpiredOf = prepare((db, userId: string, now: number) => db.deleteFrom('auth_kit_refresh_token').where('user_id', '=', userId).where('expires_at', '<=', now))
 
@@ -43,9 +50,15 @@ export class RefreshTokenRepository {
     }
   }
 
-  /** `findByHashes` and, in the same read, the session (chain) the token belongs to: a rotation's one read. */
-  async findByHashesWithSession (hashes: string[]): Promise<{ token: RefreshTokenRow, session: SessionRow | undefined } | undefined> {
-    const row = await byHashesWithSession.first(this.db, hashes)
+  /**
+   * `findByHashes` and, in the same read, the session (chain) the token
+   * belongs to: a rotation's one read. With `withBuiltInUser`, also whether
+   * the built-in user table still has the token's user (`userExists`;
+   * undefined without it).
+   */
+  async findByHashesWithSession (hashes: string[], withBuiltInUser = false): Promise<{ token: RefreshTokenRow, session: SessionRow | undefined, userExists?: boolean } | undefined> {
+    const row: (Awaited<ReturnType<typeof byHashesWithSession.first>> & { u_id?: string | null }) | undefined =
+      withBuiltInUser ? await byHashesWithSessionAndUser.first(this.db, hashes) : await byHashesWithSession.first(this.db, hashes)
     if (row === undefined) return undefined
     const token: RefreshTokenRow = {
       id: row.id, familyId: row.family_id, userId: row.user_id, amr: row.amr.split(' ').filter(Boolean),
@@ -55,7 +68,7 @@ export class RefreshTokenRepository {
       id: row.s_id, user_id: row.s_user_id!, amr: row.s_amr!, auth_time: row.s_auth_time!, setup_only: row.s_setup_only!, device_id: row.s_device_id,
       created_at: row.s_created_at!, last_used_at: row.s_last_used_at!, expires_at: row.s_expires_at!, revoked_at: row.s_revoked_at,
     })
-    return { token, session }
+    return withBuiltInUser ? { token, session, userExists: row.u_id !== null && row.u_id !== undefined } : { token, session }
   }
 
   /** True for exactly one caller: rotation and logout each spend a token once. */

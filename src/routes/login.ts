@@ -37,10 +37,9 @@ export async function loginRoutePlugin (app: AuthKitRoutes, { login, tokens, acc
   bothSlashes(app, {
     method: 'POST', url: '/token/refresh/', schema: s.refresh,
     handler: async (request) => {
-      const { userId: _userId, ...issued } = await tokens.refresh(request.body.refresh, async (id) => {
-        if ((await users.findById(id)) != null) return true
-        await account.forgetGoneUser(id)
-        return false
+      const { userId: _userId, ...issued } = await tokens.refresh(request.body.refresh, {
+        exists: async (id) => (await users.findById(id)) != null,
+        gone: async (id) => account.forgetGoneUser(id),
       })
       return issued
     },

@@ -1,8 +1,8 @@
-import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { AlgorithmUnsupportedError, type CryptoPlugin, generateSecret, generateURI, generateSync as generateTotp, verifySync as verifyTotp } from 'otplib'
 import type { Database } from '../db/types.js'
-import { BACKUP_CODE_COST, type Keyring, normalizeCrockford, randomCrockford, randomDigits, randomToken, slowHash, slowVerify } from '../crypto.js'
+import { BACKUP_CODE_COST, type Keyring, normalizeCrockford, randomCrockford, randomDigits, randomToken, slowHash, slowVerify, newId } from '../crypto.js'
 import { MethodRepository } from '../repositories/methods.js'
 import { BackupCodeRepository } from '../repositories/backup-codes.js'
 import { SentCodeRepository, type SentCodeRow } from '../repositories/sent-codes.js'
@@ -228,7 +228,7 @@ export class CodeService implements HandlerServices {
     const hash = this.props.keyring.hash(code)
     const row = await this.sentCodes.find(userId, handler.method.name)
     if (row !== undefined) await this.sentCodes.store(row.id, hash, expiresAt)
-    else if (!(await this.sentCodes.tryInsert({ id: randomUUID(), userId, method: handler.method.name, codeHash: hash, expiresAt, sentAt: now, pendingUntil: null }))) {
+    else if (!(await this.sentCodes.tryInsert({ id: newId(), userId, method: handler.method.name, codeHash: hash, expiresAt, sentAt: now, pendingUntil: null }))) {
       const raced = await this.sentCodes.find(userId, handler.method.name)
       if (raced !== undefined) await this.sentCodes.store(raced.id, hash, expiresAt)
     }
@@ -262,7 +262,7 @@ export class CodeService implements HandlerServices {
     let previous: SentCodeRow | undefined = await this.sentCodes.find(userId, method)
     let created: string | undefined
     if (previous === undefined) {
-      const id = randomUUID()
+      const id = newId()
       if (await this.sentCodes.tryInsert({ id, userId, method, codeHash: null, expiresAt: 0, sentAt: now, pendingUntil })) created = id
       else previous = await this.sentCodes.find(userId, method)
     }
@@ -316,7 +316,7 @@ export class CodeService implements HandlerServices {
     const challenge = randomToken(CHALLENGE_BYTES)
     // Each new challenge clears the user's expired ones, so the table stays small without a job.
     await this.challenges.purgeExpired(userId, now)
-    const row = { id: randomUUID(), userId, methodId, scope: scopeKey(scope), challengeHash: this.challengeHash(challenge), expiresAt: now + this.challengeExpiry * 1000 }
+    const row = { id: newId(), userId, methodId, scope: scopeKey(scope), challengeHash: this.challengeHash(challenge), expiresAt: now + this.challengeExpiry * 1000 }
     // Two issues for one scope at once: the one written last is the live one.
     if (!(await this.challenges.replace(row, now)) && !(await this.challenges.replace(row, now))) {
       throw new Error('fastify-auth-kit: could not store a challenge')
@@ -356,7 +356,7 @@ export class CodeService implements HandlerServices {
     // between the look above and this insert: the unique key refuses the later
     // one, which is then the same wrong credential as above (no 500).
     return this.credentials.insertUnlessTaken({
-      id: randomUUID(), methodId, userId, credentialKey: key, credentialId: credential.id, publicKey: credential.publicKey,
+      id: newId(), methodId, userId, credentialKey: key, credentialId: credential.id, publicKey: credential.publicKey,
       signCount: credential.counter, transports: credential.transports, createdAt: this.props.now(),
     })
   }
@@ -385,7 +385,7 @@ export class CodeService implements HandlerServices {
       if (taken.has(lookup)) continue
       taken.add(lookup)
       const codeHash = secureHash ? await slowHash(code, BACKUP_CODE_COST) : `hmac$${this.props.keyring.hash(`backup-code:${userId}:${code}`)}`
-      stored.push({ id: randomUUID(), lookup, codeHash })
+      stored.push({ id: newId(), lookup, codeHash })
       shown.push(code.match(/.{1,4}/g)!.join('-'))
     }
     return { shown, stored }

@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import { inUserLock } from '../db/user-lock.js'
-import { type Keyring, randomToken, slowVerify } from '../crypto.js'
+import { type Keyring, randomToken, slowVerify, newId } from '../crypto.js'
 import { LoginAttemptRepository, type LoginAttemptRow } from '../repositories/login-attempts.js'
 import { TrustedDeviceRepository, type TrustedDeviceRow } from '../repositories/devices.js'
 import { SessionRepository } from '../repositories/sessions.js'
@@ -133,7 +132,7 @@ export class LoginService {
       await inUserLock(this.props.db, userId, async ({ trx }) => methods.settlePrimary(trx, userId))
       primary = (await methods.activeMethods(userId)).find((m) => m.isPrimary) ?? active[0]
     }
-    const attemptId = randomUUID()
+    const attemptId = newId()
     // A code is sent, or a challenge bound to this attempt made, before the attempt exists: a failed delivery leaves none.
     const dispatched = await methods.handlerFor(user, primary).dispatch({ kind: 'login', attemptId }, { strict: false })
     const token = randomToken(32)
@@ -237,7 +236,7 @@ export class LoginService {
     const devices = new TrustedDeviceRepository(trx)
     await devices.purgeExpired(userId, now)
     const expiresAt = now + days * 86_400_000
-    const id = randomUUID()
+    const id = newId()
     await devices.insert({ id, userId, tokenHash: this.props.keyring.hash(`device:${token}`), label: deviceLabel(userAgent), createdAt: now, lastUsedAt: now, expiresAt })
     return { id, token, expiresAt }
   }

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
+import { newId } from '../crypto.js'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import { inUserLock, type UserTransaction } from '../db/user-lock.js'
@@ -155,7 +155,7 @@ export class MethodService {
     if (await this.methods.find(userId, name) !== undefined) throw new AuthKitErrors.MethodExists()
     const cls = this.props.registry.require(name)
     const row: MethodRow = {
-      id: randomUUID(), userId, name, secret: null, isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.props.now(),
+      id: newId(), userId, name, secret: null, isActive: false, isPrimary: false, lastTotpStep: null, createdAt: this.props.now(),
     }
     const handler = this.handlerFor(user, row)
     row.secret = await handler.newSecret()

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto'
+import { randomInt, randomUUID } from 'node:crypto'
 import { createSigner, createVerifier } from 'fast-jwt'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { type Keyring, type KeySet, randomToken } from '../crypto.js'
+import { type Keyring, type KeySet, randomToken, newId } from '../crypto.js'
 import { RefreshTokenRepository } from '../repositories/refresh-tokens.js'
 import { SessionRepository, type SessionRow, type SessionUser } from '../repositories/sessions.js'
 import { AuthKitErrors } from '../errors.js'
@@ -33,6 +33,8 @@ export interface AccessClaims {
 export type TokenSettings = ResolvedOptions['tokens']
 
 const TOKEN_USE = 'auth_kit_access'
+/** On average one rotation in this many also deletes the user's expired refresh tokens. */
+const PURGE_EVERY = 16
 
 /**
  * The JOSE header of a compact JWS (RFC 7515 section 7.1), or null: only to
@@ -63,7 +65,11 @@ export class TokenService {
   private readonly refreshTokens: RefreshTokenRepository
   readonly sessions: SessionRepository
 
-  constructor (private readonly props: { db: Kysely<Database>, repositories: Pick<Repositories, 'sessions' | 'refreshTokens'>, keyring: Keyring, settings: TokenSettings, now: () => number }) {
+  /**
+   * `builtInUsers`: the user store is the built-in table, so a rotation reads
+   * the token's user with the token (rule 12) instead of asking the store.
+   */
+  constructor (private readonly props: { db: Kysely<Database>, repositories: Pick<Repositories, 'sessions' | 'refreshTokens'>, keyring: Keyring, settings: TokenSettings, builtInUsers?: boolean, now: () => number }) {
     this.refreshTokens = props.repositories.refreshTokens
     this.sessions = props.repositories.sessions
     const key = props.keyring.current
@@ -110,7 +116,7 @@ export class TokenService {
     const now = this.now
     const { refreshTokenExpiry } = this.props.settings
     const session: SessionRow = {
-      id: randomUUID(), userId: input.userId, amr: input.amr, authTime: input.authTime, setupOnly: false, deviceId: input.deviceId ?? null,
+      id: newId(), userId: input.userId, amr: input.amr, authTime: input.authTime, setupOnly: false, deviceId: input.deviceId ?? null,
       createdAt: now, lastUsedAt: now, expiresAt: now + refreshTokenExpiry * 1000, revokedAt: null,
     }
     await new SessionRepository(db).insert(session)
@@ -122,7 +128,7 @@ export class TokenService {
   async startSetupSession (userId: string): Promise<AccessToken & { sid: string }> {
     const now = this.now
     const session: SessionRow = {
-      id: randomUUID(), userId, amr: AMR_ONE_STEP, authTime: now, setupOnly: true, deviceId: null,
+      id: newId(), userId, amr: AMR_ONE_STEP, authTime: now, setupOnly: true, deviceId: null,
       createdAt: now, lastUsedAt: now, expiresAt: now + this.props.settings.accessTokenExpiry * 1000, revokedAt: null,
     }
     await this.sessions.insert(session)
@@ -147,7 +153,7 @@ export class TokenService {
     const refresh = randomToken(32)
     const expiresAt = now + this.props.settings.refreshTokenExpiry * 1000
     const tokens = new RefreshTokenRepository(db)
-    await tokens.insert({ id: randomUUID(), familyId: session.id, userId: session.userId, tokenHash: this.props.keyring.hash(refresh), amr: session.amr, expiresAt, createdAt: now })
+    await tokens.insert({ id: newId(), familyId: session.id, userId: session.userId, tokenHash: this.props.keyring.hash(refresh), amr: session.amr, expiresAt, createdAt: now })
     return { refresh, refresh_expiration: new Date(expiresAt).toISOString() }
   }
 
@@ -198,11 +204,13 @@ export class TokenService {
    * Rotation: the presented token is spent, a new pair of the same session is
    * issued, in one transaction (a crash keeps the old token or the new one).
    * 401 `AUTH_KIT_INVALID_REFRESH_TOKEN` for an unknown, expired or revoked
-   * token, and when `userExists` says the user is gone (rule 12), which also
-   * ends the session for good.
+   * token, and when the token's user is gone (rule 12: not in the built-in
+   * table, or `users.exists` says false for a host store), which also ends the
+   * session for good after `users.gone` has run.
    */
-  async refresh (token: string, userExists: (userId: string) => Promise<boolean>): Promise<IssuedTokens & { userId: string }> {
-    const found = await this.refreshTokens.findByHashesWithSession(this.props.keyring.hashes(token))
+  async refresh (token: string, users: { exists: (userId: string) => Promise<boolean>, gone: (userId: string) => Promise<void> }): Promise<IssuedTokens & { userId: string }> {
+    const builtIn = this.props.builtInUsers === true
+    const found = await this.refreshTokens.findByHashesWithSession(this.props.keyring.hashes(token), builtIn)
     const now = this.now
     if (found === undefined) throw new AuthKitErrors.InvalidRefreshToken()
     const { token: row, session } = found
@@ -214,14 +222,20 @@ export class TokenService {
       throw new AuthKitErrors.InvalidRefreshToken()
     }
     if (!live || row.expiresAt <= now) throw new AuthKitErrors.InvalidRefreshToken()
-    if (!(await userExists(row.userId))) {
+    if (!(builtIn ? found.userExists === true : await users.exists(row.userId))) {
+      await users.gone(row.userId)
       await this.endSession(row.userId, row.familyId)
       throw new AuthKitErrors.InvalidRefreshToken()
     }
+    // Spent tokens stay until they expire (a copy shown later must still be
+    // recognised); one rotation in PURGE_EVERY clears the user's expired ones,
+    // so a chain refreshed for months between logins stays small, without
+    // a DELETE on every rotation.
+    const purge = randomInt(PURGE_EVERY) === 0
     const issued = await this.props.db.transaction().execute(async (trx) => {
       if (!(await new RefreshTokenRepository(trx).revoke(row.id, now))) return null
       await new SessionRepository(trx).touch(session.id, now, now + this.props.settings.refreshTokenExpiry * 1000)
-      await new RefreshTokenRepository(trx).purgeExpired(row.userId, now)
+      if (purge) await new RefreshTokenRepository(trx).purgeExpired(row.userId, now)
       return this.newRefreshToken(session, trx)
     })
     // Lost the race to a parallel refresh of the same token: refused, nothing revoked.
