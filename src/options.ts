@@ -63,8 +63,8 @@ export const DEFAULTS = {
     /** TOTP steps accepted either side of now, 0 to 10; a handler's `TOTP_VALID_WINDOW` overrides it. @default 1 */
     totpValidWindow: whole(1, { min: 0, max: 10 }),
     backupCodes: {
-      /** Backup codes per method, 0 to 100. @default 10 */
-      count: whole(10, { min: 0, max: 100 }),
+      /** Backup codes per method, 1 to 100 (none would leave a user who loses the factor locked out). @default 10 */
+      count: whole(10, { max: 100 }),
       /** Crockford base32 characters per code, 8 to 64 (16 = 80 bits). @default 16 */
       length: whole(16, { min: 8, max: 64 }),
       /** Store a salted scrypt hash of each code; `false` stores a keyed HMAC (faster, never plain text). @default true */

@@ -94,6 +94,26 @@ t.test('a negative number fails registration with a message that names the optio
   }
 })
 
+t.test('a count or length that makes no sense fails registration with a message that names the option and its range', async (t) => {
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['mfa.backupCodes.count', { mfa: { backupCodes: { count: 0 } } }],
+    ['mfa.backupCodes.count', { mfa: { backupCodes: { count: 2.5 } } }],
+    ['mfa.backupCodes.count', { mfa: { backupCodes: { count: '10' } } }],
+    ['mfa.backupCodes.length', { mfa: { backupCodes: { length: 0 } } }],
+    ['mfa.backupCodes.length', { mfa: { backupCodes: { length: 7 } } }],
+    ['mfa.maxAttemptsPerToken', { mfa: { maxAttemptsPerToken: 0 } }],
+    ['mfa.lockoutThreshold', { mfa: { lockoutThreshold: 0 } }],
+    ['login.maxFailuresPerClient', { login: { maxFailuresPerClient: 0 } }],
+  ]
+  for (const [option, options] of cases) {
+    const err = await registrationError({ secret: SECRET, ...options })
+    t.ok(err, `${option} ${JSON.stringify(options)} is refused`)
+    t.match(err?.message, `"${option}"`, `the message names ${option}`)
+    t.match(err?.message, /from \d+ to \d+/, 'and its range')
+  }
+  t.equal(await registrationError({ secret: SECRET, mfa: { backupCodes: { count: 1, length: 8 } } }), null, 'the least of each works')
+})
+
 t.test('an unknown option key fails registration, naming its full path and the key likely meant', async (t) => {
   const cases: Array<[Record<string, unknown>, string, string | undefined]> = [
     [{ mfa: { lockoutTreshold: 3 } }, 'mfa.lockoutTreshold', 'mfa.lockoutThreshold'],
