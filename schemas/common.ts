@@ -46,25 +46,30 @@ export const ErrorResponse = Type.Object({
   examples: [{ statusCode: 401, code: 'AUTH_KIT_UNAUTHORIZED', error: 'Unauthorized', message: 'Authentication required.' }],
 })
 
-/** One documented error answer: its own status and code, as the route gives it. */
-export function errorExample (status: number, code: ErrorCode): { statusCode: number, code: ErrorCode, error: string, message: string } {
-  return { statusCode: status, code, error: STATUS_TEXT[status] ?? 'Error', message: EXAMPLE_MESSAGES[code] }
+/** One documented error answer: its own status and code, as the route gives it; `message` replaces the usual words. */
+export function errorExample (status: number, code: ErrorCode, message: string = EXAMPLE_MESSAGES[code]): { statusCode: number, code: ErrorCode, error: string, message: string } {
+  return { statusCode: status, code, error: STATUS_TEXT[status] ?? 'Error', message }
 }
 
 /**
  * The documented error responses of a route: for each status, the codes it can
  * give, each with an example of its own status and code. A code listed under a
  * status SPEC section 4 does not give it is a mistake in the route's schema, and
- * throws when the schema is built.
+ * throws when the schema is built. `validation`: the message of the
+ * `FST_ERR_VALIDATION` example, for a route whose bad input is not a body
+ * (the usual one names `body/code`).
  */
-export function errorResponses (byStatus: Partial<Record<400 | 401 | 403 | 404 | 409 | 422 | 429 | 503, ErrorCode[]>>): Record<number, TSchema> {
+export function errorResponses (
+  byStatus: Partial<Record<400 | 401 | 403 | 404 | 409 | 422 | 429 | 503, ErrorCode[]>>,
+  { validation }: { validation?: string } = {},
+): Record<number, TSchema> {
   const responses: Record<number, TSchema> = {}
   for (const [key, codes] of Object.entries(byStatus)) {
     const status = Number(key)
     for (const code of codes) {
       if (!ERROR_STATUSES[code].includes(status)) throw new Error(`fastify-auth-kit schemas: ${code} is never answered with ${status}`)
     }
-    const examples = Object.fromEntries(codes.map((code) => [code, { summary: code, value: errorExample(status, code) }]))
+    const examples = Object.fromEntries(codes.map((code) => [code, { summary: code, value: errorExample(status, code, code === 'FST_ERR_VALIDATION' ? validation : undefined) }]))
     // The envelope, narrowed to this status and these codes; the examples are
     // what Swagger UI shows (a bare $ref would lose them and show statusCode 0).
     responses[status] = Type.Unsafe({

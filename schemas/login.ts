@@ -174,10 +174,18 @@ export const loginRouteSchemas = {
     tags: ['login'],
     operationId: 'loginChangeMethod',
     summary: 'Log in, step 2: switch to another active method',
-    description: 'The same ephemeral token, now bound to `new_method` (one of `methods` of POST /login/); a code is sent if it sends codes.',
+    description: 'The same ephemeral token, now bound to `new_method` (one of `methods` of POST /login/); a code is sent if it sends codes, '
+      + 'unless one went out within the resend cooldown: then none is sent, the latest code still works, and `detail` says so.',
     body: Type.Object({ ephemeral_token: EphemeralTokenInput, new_method: MethodName }, { ...strict, examples: [{ ephemeral_token: EXAMPLE_EPHEMERAL, new_method: 'email' }] }),
     response: {
-      200: Type.Object({ ephemeral_token: Type.String(), method: Type.String() }, {
+      200: Type.Object({
+        ephemeral_token: Type.String(),
+        method: Type.String(),
+        detail: Type.Optional(Type.String({
+          description: 'Set when there is something to say: a method that sends codes sent none because one went out within the resend cooldown '
+            + '(the latest code sent still works), or what to do with a `challenge`.',
+        })),
+      }, {
         description: 'The attempt now uses `method`.',
         examples: [{ ephemeral_token: 'kP3vX9sQ2mT7bW1nR5yH8cJ4fL6dG0aE', method: 'email' }],
       }),

@@ -26,7 +26,12 @@ export const BackupCodes = Type.Array(Type.String(), {
 
 const EXAMPLE_BACKUP_CODES = ['7KQM-2XHD-9RTA-4VNB', 'C3WE-8PJZ-5YGF-1SKM']
 const EXAMPLE_QR_LINK = 'otpauth://totp/My%20App:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=My%20App&algorithm=SHA1&digits=6&period=30'
-const EXAMPLE_QR_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29" shape-rendering="crispEdges"><path d="M0 0h7v7H0z"/></svg>'
+/** A QR code's SVG as `GET /mfa/qr/` writes it, cut down to a version-1 code's three finder patterns. */
+const EXAMPLE_QR_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 25 25" shape-rendering="crispEdges">'
+  + '<path fill="#ffffff" d="M0 0h25v25H0z"/>'
+  + '<path fill-rule="evenodd" d="M2 2h7v7H2zM3 3v5h5V3zM4 4h3v3H4zM16 2h7v7h-7zM17 3v5h5V3zM18 4h3v3h-3zM2 16h7v7H2zM3 17v5h5v-5zM4 18h3v3H4z"/></svg>'
+/** What GET /mfa/qr/ answers for a `method` that is not a configured one: its bad input is the query, not a body. */
+const QR_VALIDATION_MESSAGE = 'querystring/method must be equal to one of the allowed values'
 const EXAMPLE_SETUP_DATA: Record<string, unknown> = {
   app: { qr_link: EXAMPLE_QR_LINK, qr_code: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=' },
 }
@@ -174,7 +179,7 @@ function codeMethodRouteSchemas (o: MethodRouteOptions) {
           400: ['FST_ERR_VALIDATION'],
           401: ['AUTH_KIT_UNAUTHORIZED', 'AUTH_KIT_STEP_UP_REQUIRED'],
           404: ['AUTH_KIT_METHOD_NOT_FOUND'],
-        }),
+        }, { validation: QR_VALIDATION_MESSAGE }),
       },
     },
     confirm: {

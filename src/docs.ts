@@ -93,7 +93,10 @@ export function documentDescription (options: Pick<ResolvedOptions, 'prefix' | '
  * A Swagger UI plugin, served as a script file beside the UI (so the page's
  * Content-Security-Policy keeps `script-src 'self'`, no inline script): it
  * shows an `image/svg+xml` answer, the QR code of `GET /mfa/qr/`, as a
- * picture. Swagger UI 5 on its own shows such an answer as XML text.
+ * picture, and its documented example as the SVG text it is. Swagger UI 5 on
+ * its own shows such an answer as XML text, and its example as "XML example
+ * cannot be generated" (it builds XML examples from the schema, ignoring a
+ * string example, and a string schema has no element name).
  *
  * @fastify/swagger-ui builds its configuration inside `window.onload` and can
  * serialise no plugin of ours into it, while a `theme.js` file runs before
@@ -109,7 +112,17 @@ const SVG_ANSWER_SCRIPT = `// fastify-auth-kit: Swagger UI shows an image/svg+xm
   if (typeof bundle !== 'function') return
   function SvgAnswerAsPicture (system) {
     var React = system.React
+    var xmlSample = system.fn && system.fn.getXmlSampleSchema
     return {
+      fn: typeof xmlSample !== 'function' ? {} : {
+        // A string example of an XML media type (image/svg+xml) is the document
+        // itself; Swagger UI would instead build one from the schema, and for a
+        // plain string schema shows "XML example cannot be generated".
+        getXmlSampleSchema: function (schema, config, example) {
+          if (typeof example === 'string' && example !== '') return example
+          return xmlSample.apply(this, arguments)
+        }
+      },
       wrapComponents: {
         responseBody: function (Original) {
           return function ResponseBodyWithPicture (props) {

@@ -63,8 +63,8 @@ export const DEFAULTS = {
     /** TOTP steps accepted either side of now, 0 to 10; a handler's `TOTP_VALID_WINDOW` overrides it. @default 1 */
     totpValidWindow: whole(1, { min: 0, max: 10 }),
     backupCodes: {
-      /** Backup codes per method, 0 to 100. @default 10 */
-      count: whole(10, { min: 0, max: 100 }),
+      /** Backup codes per method, 1 to 100 (none would leave a user who loses the factor locked out). @default 10 */
+      count: whole(10, { max: 100 }),
       /** Crockford base32 characters per code, 8 to 64 (16 = 80 bits). @default 16 */
       length: whole(16, { min: 8, max: 64 }),
       /** Store a salted scrypt hash of each code; `false` stores a keyed HMAC (faster, never plain text). @default true */
@@ -109,7 +109,10 @@ type Given<T> = { [K in keyof T]?: T[K] extends WholeNumber ? number : T[K] exte
 type Settled<T> = { [K in keyof T]: T[K] extends WholeNumber ? number : T[K] extends Flag ? boolean : T[K] extends string ? string : Settled<T[K]> }
 type Defaults = typeof DEFAULTS
 
-/** The plugin's options. Bad ones fail registration with an `AuthKitOptionsError` that names the option. */
+/**
+ * The plugin's options. Bad ones, and keys none of them names (at any level),
+ * fail registration with an `AuthKitOptionsError` that names the option.
+ */
 export interface AuthKitOptions extends Given<Omit<Defaults, 'database' | 'mfa' | 'email' | 'docs'>> {
   /**
    * At least 32 characters, or an array of them, newest first (key rotation):
@@ -180,6 +183,107 @@ export interface ResolvedOptions extends Settled<Omit<Defaults, 'database' | 'mf
 }
 
 export const HANDLER_NAME = /^[a-z][a-z0-9_]*$/
+
+/**
+ * Keys the plugin reads besides the groups and entries of DEFAULTS (checked
+ * by hand in `resolveOptions`), by the path of their group ('' the top). A
+ * path here that DEFAULTS lacks (`webauthn`) is a group of its own.
+ */
+const HAND_CHECKED: Readonly<Record<string, readonly string[]>> = {
+  '': ['secret', 'users', 'notifications', 'webauthn', 'onEvent', 'now'] satisfies Array<keyof AuthKitOptions>,
+  mfa: ['required', 'handlers'] satisfies Array<keyof NonNullable<AuthKitOptions['mfa']>>,
+  email: ['transport', 'from', 'template', 'notificationTemplate'] satisfies Array<keyof EmailOptions>,
+  webauthn: ['rpID', 'rpName', 'origins'] satisfies Array<keyof NonNullable<AuthKitOptions['webauthn']>>,
+}
+
+/** What Fastify's `register` takes for itself (its `RegisterOptions`) and hands on within the plugin's options; `prefix` is ours too. */
+const FASTIFY_REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers']
+
+/** An entry of DEFAULTS that holds options, not one option's default. */
+function isGroup (rule: unknown): rule is Record<string, unknown> {
+  return typeof rule === 'object' && rule !== null && !('default' in rule)
+}
+
+/**
+ * Every group of options the plugin defines, by path, with the keys it
+ * takes. The values under any other key (a Kysely instance, a transport, a
+ * user store, handler classes, functions) are the host's and never looked into.
+ */
+const OPTION_GROUPS: ReadonlyMap<string, ReadonlySet<string>> = (() => {
+  const groups = new Map<string, Set<string>>()
+  const walk = (path: string, rules: Record<string, unknown>): void => {
+    groups.set(path, new Set(Object.keys(rules)))
+    for (const [key, rule] of Object.entries(rules)) if (isGroup(rule)) walk(path === '' ? key : `${path}.${key}`, rule)
+  }
+  walk('', DEFAULTS)
+  for (const [path, keys] of Object.entries(HAND_CHECKED)) {
+    const known = groups.get(path) ?? new Set<string>()
+    for (const key of keys) known.add(key)
+    groups.set(path, known)
+  }
+  for (const key of FASTIFY_REGISTER_KEYS) groups.get('')!.add(key)
+  return groups
+})()
+
+/** Edits (insert, delete, replace, swap two neighbours) from `a` to `b`, case ignored. */
+function editDistance (a: string, b: string): number {
+  const x = a.toLowerCase()
+  const y = b.toLowerCase()
+  const d = Array.from({ length: x.length + 1 }, (_, i) => Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
+  for (let i = 1; i <= x.length; i++) {
+    for (let j = 1; j <= y.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1))
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1)
+    }
+  }
+  return d[x.length][y.length]
+}
+
+/**
+ * The option an unknown key most likely meant: the closest key of its own
+ * group, else a key of the same name (or nearly) in another group
+ * (`lockoutThreshold` at the top is `mfa.lockoutThreshold`). Close: at most a
+ * third of the key's letters wrong, and never more than 3.
+ */
+function likelyMeant (path: string, key: string): string | undefined {
+  const limit = Math.min(3, Math.max(1, Math.floor(key.length / 3)))
+  const closest = (groups: Array<[string, ReadonlySet<string>]>): string | undefined => {
+    let best: { option: string, distance: number } | undefined
+    for (const [groupPath, keys] of groups) {
+      for (const candidate of keys) {
+        const distance = editDistance(key, candidate)
+        if (distance <= limit && (best === undefined || distance < best.distance)) best = { option: groupPath === '' ? candidate : `${groupPath}.${candidate}`, distance }
+      }
+    }
+    return best?.option
+  }
+  const groups = [...OPTION_GROUPS]
+  return closest(groups.filter(([groupPath]) => groupPath === path)) ?? closest(groups.filter(([groupPath]) => groupPath !== path))
+}
+
+/**
+ * Refuses a key no group of the options defines, at any depth, so a typo
+ * (`mfa.lockoutTreshold`) fails registration instead of leaving a security
+ * setting at its default. A group given as something other than an object
+ * is refused too (`docs` may also be false).
+ */
+function refuseUnknownKeys (path: string, given: unknown): void {
+  if (given === undefined || (path === 'docs' && given === false)) return
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new AuthKitOptionsError(path, `must be an object of options${path === 'docs' ? ' or false' : ''} (got ${Array.isArray(given) ? 'an array' : String(given)})`)
+  }
+  const known = OPTION_GROUPS.get(path)!
+  for (const [key, value] of Object.entries(given)) {
+    const option = path === '' ? key : `${path}.${key}`
+    if (!known.has(key)) {
+      const meant = likelyMeant(path, key)
+      throw new AuthKitOptionsError(option, meant === undefined
+        ? `is unknown; ${path === '' ? 'the plugin' : path} takes ${[...known].join(', ')}`
+        : `is unknown: did you mean ${meant}?`)
+    }
+    if (OPTION_GROUPS.has(option)) refuseUnknownKeys(option, value)
+  }
+}
 
 function positiveInt (option: string, value: unknown, fallback: number, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
   if (value === undefined) return fallback
@@ -294,6 +398,7 @@ function requiredPolicy (value: unknown, enabled: boolean): ResolvedOptions['mfa
 
 export function resolveOptions (raw: AuthKitOptions | undefined): ResolvedOptions {
   const o = (raw ?? {}) as AuthKitOptions
+  refuseUnknownKeys('', o)
   const secrets = Array.isArray(o.secret) ? o.secret : [o.secret]
   if (secrets.length === 0 || secrets.some((s) => typeof s !== 'string' || s.length < 32)) {
     throw new AuthKitOptionsError('secret', 'is required: a string of at least 32 characters, or an array of them (newest first)')

@@ -6,7 +6,7 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import authKitMfa, { AppHandler, AuthKitErrors, EmailHandler, MfaHandler } from '../src/index.js'
 import { componentSchemas, loginRouteSchemas, methodRouteSchemas, LoginDone, LoginMfaStarted, LoginSetupRequired } from '../schemas/index.js'
-import { buildApp, post, SECRET, userWithApp, clockedApp } from './helpers/app.js'
+import { buildApp, get, newUser, post, SECRET, userWithApp, clockedApp } from './helpers/app.js'
 
 /** A dispatching method of the host's own, to show the enum follows `mfa.handlers`. */
 class SmsHandler extends MfaHandler {
@@ -272,6 +272,10 @@ t.test('every documented error message is one the routes really answer with', as
   const app = await buildApp()
   t.teardown(() => app.close())
   const validation = await post(app, '/login/verify/', { ephemeral_token: 'x', code: 123456 })
+  // A route whose bad input is a query, not a body: its own answer to a method that is not configured.
+  const user = await newUser(app)
+  const queryValidation = await get(app, '/mfa/qr/?method=nope', user.access)
+  t.equal(queryValidation.body.code, 'FST_ERR_VALIDATION')
   const seen = new Set<string>()
   for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
     for (const [verb, op] of Object.entries(item)) {
@@ -281,6 +285,10 @@ t.test('every documented error message is one the routes really answer with', as
           const key = `${status} ${value.code} ${value.message}`
           if (seen.has(key)) continue
           seen.add(key)
+          if (value.code === 'FST_ERR_VALIDATION' && op.requestBody === undefined) {
+            t.equal(value.message, queryValidation.body.message, `${verb.toUpperCase()} ${path}: no body, so the validation example is Fastify's own words for a bad query`)
+            continue
+          }
           if (value.code === 'FST_ERR_VALIDATION') {
             t.equal(value.message, validation.body.message, `${verb.toUpperCase()} ${path}: the validation example is Fastify's own words for a number where a code goes`)
             continue
@@ -291,6 +299,42 @@ t.test('every documented error message is one the routes really answer with', as
     }
   }
   t.ok(seen.has('429 AUTH_KIT_TOO_MANY_ATTEMPTS Too many wrong codes. Try again in 15 minutes.'), 'the lock example says how long in words')
+})
+
+t.test('GET /mfa/qr/ documents an SVG document as its 200 example, and its 400 as the route answers it', async (t) => {
+  const { doc } = await documentOf(withEmail)
+  const op = doc.paths['/api/auth/mfa/qr/'].get
+  t.equal(op.requestBody, undefined, 'the route takes no body')
+  const svg = op.responses['200'].content['image/svg+xml']
+  t.equal(svg.schema.type, 'string')
+  t.match(svg.example, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" viewBox="[\d ]+"[^>]*>.*<\/svg>$/s, 'the example is an SVG document, as a string')
+  const { app, clock } = await clockedApp(t, withEmail)
+  const user = await userWithApp(app, clock)
+  const bad = await get(app, '/mfa/qr/?method=nope', user.access)
+  const example = op.responses['400'].content['application/json'].examples.FST_ERR_VALIDATION.value
+  t.same(example, bad.body, 'the 400 example is what the route answers for a method that is not configured')
+  t.notMatch(example.message, /^body\//, 'and names no body field')
+})
+
+t.test("Swagger UI's plugin shows a string example of an XML media type as it is", async (t) => {
+  // Swagger UI builds the example of an XML media type (image/svg+xml) from the
+  // schema and, for a string schema, shows "XML example cannot be generated";
+  // the plugin's script gives it the documented example instead.
+  const app = await buildApp({ docs: {} })
+  t.teardown(() => app.close())
+  const script = (await app.inject({ method: 'GET', url: '/api/docs/static/theme/auth-kit-svg-answers.js' })).body
+  const plugins: Array<(system: unknown) => any> = []
+  const bundle = (config: { plugins: typeof plugins }) => { plugins.push(...config.plugins) }
+  const window: Record<string, unknown> = { SwaggerUIBundle: bundle }
+  new Function('window', script)(window)
+  ;(window.SwaggerUIBundle as typeof bundle)({ plugins: [] })
+  const builtIn = (_schema: unknown, _config: unknown, example: unknown) => `built from the schema (${String(example)})`
+  const plugin = plugins[0]({ React: {}, fn: { getXmlSampleSchema: builtIn } })
+  const shown = plugin.fn?.getXmlSampleSchema
+  t.type(shown, 'function', 'the plugin replaces how an XML example is made')
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg"/>'
+  t.equal(shown?.({ type: 'string' }, {}, svg), svg, 'a string example is shown as it is')
+  t.equal(shown?.({ type: 'object', xml: { name: 'x' } }, {}, undefined), 'built from the schema (undefined)', 'without one, Swagger UI builds it as before')
 })
 
 t.test('the method enum follows mfa.handlers', async (t) => {

@@ -94,6 +94,70 @@ t.test('a negative number fails registration with a message that names the optio
   }
 })
 
+t.test('a count or length that makes no sense fails registration with a message that names the option and its range', async (t) => {
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['mfa.backupCodes.count', { mfa: { backupCodes: { count: 0 } } }],
+    ['mfa.backupCodes.count', { mfa: { backupCodes: { count: 2.5 } } }],
+    ['mfa.backupCodes.count', { mfa: { backupCodes: { count: '10' } } }],
+    ['mfa.backupCodes.length', { mfa: { backupCodes: { length: 0 } } }],
+    ['mfa.backupCodes.length', { mfa: { backupCodes: { length: 7 } } }],
+    ['mfa.maxAttemptsPerToken', { mfa: { maxAttemptsPerToken: 0 } }],
+    ['mfa.lockoutThreshold', { mfa: { lockoutThreshold: 0 } }],
+    ['login.maxFailuresPerClient', { login: { maxFailuresPerClient: 0 } }],
+  ]
+  for (const [option, options] of cases) {
+    const err = await registrationError({ secret: SECRET, ...options })
+    t.ok(err, `${option} ${JSON.stringify(options)} is refused`)
+    t.match(err?.message, `"${option}"`, `the message names ${option}`)
+    t.match(err?.message, /from \d+ to \d+/, 'and its range')
+  }
+  t.equal(await registrationError({ secret: SECRET, mfa: { backupCodes: { count: 1, length: 8 } } }), null, 'the least of each works')
+})
+
+t.test('an unknown option key fails registration, naming its full path and the key likely meant', async (t) => {
+  const cases: Array<[Record<string, unknown>, string, string | undefined]> = [
+    [{ mfa: { lockoutTreshold: 3 } }, 'mfa.lockoutTreshold', 'mfa.lockoutThreshold'],
+    [{ mfa: { backupCodes: { cuont: 5 } } }, 'mfa.backupCodes.cuont', 'mfa.backupCodes.count'],
+    [{ tokens: { accessTokenExpiray: 60 } }, 'tokens.accessTokenExpiray', 'tokens.accessTokenExpiry'],
+    [{ login: { failureWindw: 60 } }, 'login.failureWindw', 'login.failureWindow'],
+    [{ docs: { routeprefix: '/docs' } }, 'docs.routeprefix', 'docs.routePrefix'],
+    [{ email: { transport: { jsonTransport: true }, from: 'a@example.com', timout: 5 } }, 'email.timout', 'email.timeout'],
+    [{ webauthn: { rpID: 'example.com', rpName: 'x', origins: ['https://example.com'], origin: 'https://example.com' } }, 'webauthn.origin', 'webauthn.origins'],
+    [{ regisration: true }, 'regisration', 'registration'],
+    [{ lockoutThreshold: 3 }, 'lockoutThreshold', 'mfa.lockoutThreshold'],
+    [{ mfa: { somethingElse: true } }, 'mfa.somethingElse', undefined],
+  ]
+  for (const [options, option, meant] of cases) {
+    const err = await registrationError({ secret: SECRET, ...options })
+    t.ok(err, `${option} is refused`)
+    t.match(err?.message, `option "${option}"`, `the message names ${option}`)
+    if (meant !== undefined) t.match(err?.message, `did you mean ${meant}?`, `and suggests ${meant}`)
+    else t.notMatch(err?.message, 'did you mean', 'and suggests nothing far-fetched')
+  }
+})
+
+t.test('a group of options given as something other than an object fails registration, naming it', async (t) => {
+  for (const [option, value] of [['mfa', true], ['tokens', 300], ['email', 'smtp://localhost'], ['webauthn', 'example.com'], ['mfa.backupCodes', 10]] as const) {
+    const options = option === 'mfa.backupCodes' ? { mfa: { backupCodes: value } } : { [option]: value }
+    t.match((await registrationError({ secret: SECRET, ...options }))?.message, `option "${option}"`, option)
+  }
+})
+
+t.test('keys Fastify itself takes in plugin options, and the host\'s own objects, are accepted', async (t) => {
+  t.equal(await registrationError({ secret: SECRET, prefix: '/auth', logLevel: 'warn', logSerializers: { user: () => 'x' } }), null, 'prefix, logLevel, logSerializers')
+  const db = memoryKysely()
+  t.teardown(() => db.destroy())
+  const transport = { jsonTransport: true, someTransportSetting: 1 }
+  t.equal(await registrationError({
+    secret: SECRET,
+    database: db,
+    email: { transport, from: 'no-reply@example.com' },
+    mfa: { handlers: [AppHandler, EmailHandler], required: false },
+    onEvent: Object.assign(() => {}, { extra: 1 }),
+    docs: false,
+  }), null, 'a Kysely instance, transport options and handler classes are not looked into')
+})
+
 t.test('prefix', async (t) => {
   t.test('one that does not start with "/" fails registration with a message that names it', async (t) => {
     const err = await registrationError({ secret: SECRET, prefix: 'api/auth' })

@@ -86,6 +86,13 @@ async function walkFirstSession (t: Test): Promise<void> {
   await t.test('see the QR code: Swagger UI shows the answer of GET /mfa/qr/ as a picture', async (t) => {
     const shown = await execute('operations-methods-getMethodQr', 'GET', '/mfa/qr/')
     t.equal(shown.status, 200, `status ${shown.status}: ${JSON.stringify(shown.json)}`)
+    // The documented answers: the 200 example is the SVG text (Swagger UI alone
+    // says "XML example cannot be generated"), the 400 one a bad query, not a body.
+    const documented = (code: number) => shown.op.locator(`table.responses-table:not(.live-responses-table) tr.response[data-code="${code}"] .example`).first()
+    const svgExample = await documented(200).textContent() ?? ''
+    t.match(svgExample, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, 'the documented 200 example is an SVG document')
+    t.notMatch(svgExample, /cannot be generated/, 'not Swagger UI\'s XML placeholder')
+    t.match(await documented(400).textContent(), /querystring\/method/, 'the documented 400 example names the query the route takes')
     // Swagger UI 5 alone shows an image/svg+xml answer as XML text; the plugin's
     // script (src/docs.ts) makes it an <img>. It must have loaded, have a size,
     // and hold a picture: dark and light pixels, as a QR code has.

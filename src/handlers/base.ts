@@ -29,12 +29,20 @@ export type FactorResponse = { code: string } | { credential: unknown }
  * What a dispatch gave the user, added to the route's answer: nothing (a code
  * was sent, or the method sends nothing), or a `challenge` to answer with a
  * credential (a passkey's `PublicKeyCredentialRequestOptionsJSON`). `detail`
- * replaces the route's wording where the usual one ("code sent") is untrue.
+ * replaces the route's wording where the usual one ("code sent") is untrue:
+ * change-method and resend answer it, login step 1 does not.
  */
 export interface Dispatch {
   detail?: string
   challenge?: unknown
 }
+
+/**
+ * The `detail` of a dispatch that sent nothing because a code went out less
+ * than `mfa.resendCooldown` ago (or is on its way): the user waits for, or
+ * uses, that one.
+ */
+export const NOT_RESENT = 'No new code was sent: one was sent moments ago, and the latest code sent still works.'
 
 /**
  * The public part of a challenge–response method's credential, as the plugin
@@ -310,18 +318,18 @@ export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
    * `login`), resend (the attempt's scope, `strict`) and `POST /mfa/send/`
    * (scope `method`, `strict`). Its result joins the route's answer.
    * Default: a sending method sends a code under `mfa.resendCooldown` (within
-   * it, `strict` callers get 429 `AUTH_KIT_RESEND_TOO_SOON`, others go on and
-   * the code sent last still works); a TOTP method sends nothing (`strict`:
-   * 400 `AUTH_KIT_METHOD_NOT_DISPATCHABLE`). A challenge–response method
-   * answers `{ challenge }`.
+   * it, `strict` callers get 429 `AUTH_KIT_RESEND_TOO_SOON`, others go on,
+   * the code sent last still works, and `detail` says so); a TOTP method
+   * sends nothing (`strict`: 400 `AUTH_KIT_METHOD_NOT_DISPATCHABLE`). A
+   * challenge–response method answers `{ challenge }`.
    */
   async dispatch (_scope: ChallengeScope, options: { strict: boolean }): Promise<Dispatch> {
     if (!this.handlerClass.REQUIRES_DISPATCH) {
       if (options.strict) throw new AuthKitErrors.MethodNotDispatchable()
       return {}
     }
-    await handlerContext(this).services.dispatch(this, options.strict)
-    return {}
+    const sent = await handlerContext(this).services.dispatch(this, options.strict)
+    return sent === 'sent' ? {} : { detail: NOT_RESENT }
   }
 
   /**

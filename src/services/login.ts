@@ -278,7 +278,8 @@ export class LoginService {
     if (target === undefined) throw new AuthKitErrors.MethodNotFound()
     const dispatched = await this.props.methods.handlerFor(user, target).dispatch({ kind: 'login', attemptId: attempt.id }, { strict: false })
     await this.attempts.rebind(attempt.id, newMethod)
-    return { ephemeral_token: token, method: newMethod, ...challengeOf(dispatched) }
+    // Within the resend cooldown nothing was sent: `detail` says the latest code still works.
+    return { ephemeral_token: token, method: newMethod, ...(dispatched.detail === undefined ? {} : { detail: dispatched.detail }), ...challengeOf(dispatched) }
   }
 
   async resend (_ctx: RequestContext, token: string): Promise<ResendAnswer> {
