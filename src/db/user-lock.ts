@@ -1,11 +1,14 @@
 import type { Kysely, Transaction } from 'kysely'
 import type { Database } from './types.js'
 import { UserLockRepository, type UserLockRow } from '../repositories/user-locks.js'
+import type { MethodRow } from '../repositories/methods.js'
 
 /** A transaction that holds one user's lock, and that user's lockout row as it read it. */
 export interface UserTransaction {
   trx: Transaction<Database>
   lock: UserLockRow
+  /** With `{ withMethods: true }`: every method row of the user, oldest first, read under the lock. */
+  methods?: MethodRow[]
 }
 
 const NO_ROW = Symbol('no lock row')
@@ -27,15 +30,24 @@ function retryable (err: unknown): boolean {
  * any number of processes (rule 10), and all of it or nothing is kept: a
  * crash or a thrown error rolls the whole change back.
  *
+ * With `options.withMethods`, `tx.methods` holds the user's method rows, read
+ * under the lock (in the same query as the lock where the database allows).
+ *
  * `work` must use `trx` for every query (a query on the outer instance would
  * wait for this very transaction). Throws what `work` throws.
  */
-export async function inUserLock<T> (db: Kysely<Database>, userId: string, work: (tx: UserTransaction) => Promise<T>): Promise<T> {
+export async function inUserLock<T> (db: Kysely<Database>, userId: string, work: (tx: UserTransaction) => Promise<T>, options: { withMethods?: boolean } = {}): Promise<T> {
   let ensured = false
   for (let attempt = 0; ; attempt++) {
     try {
       return await db.transaction().execute(async (trx) => {
-        const lock = await new UserLockRepository(trx).hold(userId)
+        const locks = new UserLockRepository(trx)
+        if (options.withMethods === true) {
+          const held = await locks.holdWithMethods(userId)
+          if (held === undefined) throw NO_ROW
+          return work({ trx, lock: held.lock, methods: held.methods })
+        }
+        const lock = await locks.hold(userId)
         if (lock === undefined) throw NO_ROW
         return work({ trx, lock })
       })

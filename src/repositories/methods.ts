@@ -15,7 +15,7 @@ export interface MethodRow {
   createdAt: number
 }
 
-function toMethod (row: Selectable<MfaMethodTable>): MethodRow {
+export function toMethod (row: Selectable<MfaMethodTable>): MethodRow {
   return {
     id: row.id,
     userId: row.user_id,
@@ -28,7 +28,8 @@ function toMethod (row: Selectable<MfaMethodTable>): MethodRow {
   }
 }
 
-const ofUser = prepare((db, userId: string) => db.selectFrom('auth_kit_mfa_method').selectAll()
+/** The user's methods, oldest first. */
+export const ofUser = prepare((db, userId: string) => db.selectFrom('auth_kit_mfa_method').selectAll()
   .where('user_id', '=', userId).orderBy('created_at').orderBy('id'))
 const ofUserWithCodeCounts = prepare((db, userId: string) => db.selectFrom('auth_kit_mfa_method as m').selectAll('m')
   .select((eb) => eb.selectFrom('auth_kit_backup_code as b').select(eb.fn.countAll().as('n')).whereRef('b.method_id', '=', 'm.id').as('backup_codes'))

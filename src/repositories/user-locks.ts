@@ -2,6 +2,7 @@ import { MysqlAdapter, PostgresAdapter, type Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import { prepare } from '../db/prepared.js'
 import { SqliteImmediateAdapter } from '../db/sqlite.js'
+import { type MethodRow, ofUser, toMethod } from './methods.js'
 
 /** A user's wrong-code count and lock (rule 5); its row is also the user's mutex. */
 export interface UserLockRow {
@@ -14,6 +15,11 @@ export interface UserLockRow {
 const findRow = prepare((db, userId: string) => db.selectFrom('auth_kit_user_lock').selectAll().where('user_id', '=', userId))
 const findRowForUpdate = prepare((db, userId: string) => db.selectFrom('auth_kit_user_lock').selectAll().where('user_id', '=', userId).forUpdate())
 const touchRow = prepare((db, userId: string) => db.updateTable('auth_kit_user_lock').set((eb) => ({ lock_count: eb.ref('lock_count') })).where('user_id', '=', userId))
+const findRowWithMethods = prepare((db, userId: string) => db.selectFrom('auth_kit_user_lock as l')
+  .leftJoin('auth_kit_mfa_method as m', 'm.user_id', 'l.user_id')
+  .select(['l.failures as l_failures', 'l.lock_count as l_lock_count', 'l.locked_until as l_locked_until'])
+  .selectAll('m')
+  .where('l.user_id', '=', userId).orderBy('m.created_at').orderBy('m.id'))
 const saveRow = prepare((db, userId: string, failures: number, lockCount: number, lockedUntil: number) => db.updateTable('auth_kit_user_lock')
   .set({ failures, lock_count: lockCount, locked_until: lockedUntil }).where('user_id', '=', userId))
 
@@ -69,6 +75,26 @@ export class UserLockRepository {
         await touchRow.run(this.db, userId)
         return this.find(userId)
     }
+  }
+
+  /**
+   * `hold`, and the user's methods (oldest first, as MethodRepository.listByUser
+   * lists them) read under the same lock: one query where the lock is a plain
+   * read (the plugin's own SQLite, whose BEGIN IMMEDIATE already holds the
+   * write lock), two elsewhere. Undefined when the lock row does not exist yet.
+   */
+  async holdWithMethods (userId: string): Promise<{ lock: UserLockRow, methods: MethodRow[] } | undefined> {
+    if (lockKind(this.db) !== 'begin') {
+      const lock = await this.hold(userId)
+      if (lock === undefined) return undefined
+      return { lock, methods: (await ofUser.all(this.db, userId)).map(toMethod) }
+    }
+    const rows = await findRowWithMethods.all(this.db, userId)
+    if (rows.length === 0) return undefined
+    const first = rows[0]
+    const lock = toLock({ failures: first.l_failures, lock_count: first.l_lock_count, locked_until: first.l_locked_until })!
+    const methods = rows.filter((r) => r.id !== null).map((r) => toMethod(r as Parameters<typeof toMethod>[0]))
+    return { lock, methods }
   }
 
   async save (userId: string, row: UserLockRow): Promise<void> {

@@ -193,7 +193,7 @@ export class LoginService {
     const { maxAttemptsPerToken } = this.props.settings
     const outcome = await inUserLock(this.props.db, userId, async (tx) => {
       const attempts = new LoginAttemptRepository(tx.trx)
-      const active = await methods.activeMethods(userId, tx.trx)
+      const active = methods.activeOf(tx.methods!)
       const method = active.find((m) => m.name === attempt.method)
       if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
       const verdict = await methods.checkFactor(tx, user, method, response, { backupMethods: active, scope: { kind: 'login', attemptId: attempt.id } })
@@ -208,7 +208,7 @@ export class LoginService {
       const device = rememberDevice ? await this.remember(tx.trx, userId, ctx.userAgent) : undefined
       const issued = await tokens.startSession({ userId, amr: AMR_TWO_STEP, authTime: this.now, deviceId: device?.id }, tx.trx)
       return { verdict, active, issued, device }
-    })
+    }, { withMethods: true })
     const { verdict, active } = outcome
     if (verdict.lockedNow) events.emit('user_locked', ctx, userId, methodName)
     if (!verdict.right || outcome.issued === undefined) {
@@ -253,13 +253,13 @@ export class LoginService {
     const { methods, tokens, events } = this.props
     const now = this.now
     const outcome = await inUserLock(this.props.db, userId, async (tx) => {
-      const active = await methods.activeMethods(userId, tx.trx)
+      const active = methods.activeOf(tx.methods!)
       const row = methodName === undefined ? active.find((m) => m.isPrimary) ?? active[0] : active.find((m) => m.name === methodName)
       if (row === undefined) throw new AuthKitErrors.MethodNotFound()
       const verdict = await methods.checkFactor(tx, user, row, response, { backupMethods: active })
       if (verdict.right) await new SessionRepository(tx.trx).raise(sid, AMR_TWO_STEP, now)
       return { verdict, row, active }
-    })
+    }, { withMethods: true })
     const { verdict, row, active } = outcome
     if (verdict.lockedNow) events.emit('user_locked', ctx, userId, row.name)
     if (!verdict.right) {

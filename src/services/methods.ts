@@ -74,9 +74,15 @@ export class MethodService {
    */
   async activeMethods (userId: string, db: Kysely<Database> = this.props.db): Promise<MethodRow[]> {
     if (!this.props.policies.enabled) return []
-    const rows = (await this.methodsOf(userId, db)).filter((m) => m.isActive)
+    return this.activeOf(await this.methodsOf(userId, db))
+  }
+
+  /** `activeMethods` of rows already read (a user transaction's `methods`), in handler order. */
+  activeOf (rows: MethodRow[]): MethodRow[] {
+    if (!this.props.policies.enabled) return []
     const order = this.props.registry.list()
-    return rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
+    return rows.filter((m) => m.isActive && this.props.registry.get(m.name) !== undefined)
+      .sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
   }
 
   /**
