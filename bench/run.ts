@@ -521,6 +521,7 @@ async function sqlCount (): Promise<void> {
     await startServer('baseline/sqlite', 'baseline', { BENCH_DB: join(DATA, 'baseline-small.db'), BENCH_PRAGMAS: JSON.stringify(pragmas), BENCH_SQL_LOG: '1' }, new UserPool(small.users, small.attemptsPerUser, SMALL_SPEED)),
   ]
   const N = 100
+  const perStatement: string[] = []
   try {
     const lines = [`SQL statements per request (mean of ${N} requests made one by one, counted in better-sqlite3, BEGIN/COMMIT included; commits = COMMITs plus writes outside a transaction, each its own commit; µs = time inside better-sqlite3's calls, commits and checkpoints included):`]
     for (const server of servers) {
@@ -533,21 +534,16 @@ async function sqlCount (): Promise<void> {
           const res = await fetch(`${server.url}${req.path}`, { method: req.method, headers: req.headers, body: req.body })
           if (res.status < 200 || res.status > 299) throw new Error(`${server.name} ${target}: ${res.status} ${await res.text()}`)
         }
-        const counts = await (await fetch(`${server.url}/__bench/sql`)).json() as Record<string, number>
+        const { counts, statements } = await (await fetch(`${server.url}/__bench/sql?statements=1`)).json() as { counts: Record<string, number>, statements: Array<{ source: string, calls: number, micros: number }> }
+        perStatement.push(`${target} on ${server.name}, mean µs in SQLite per request, by statement:`,
+          ...statements.map((st) => `  ${(st.micros / N).toFixed(1).padStart(7)} µs  ${(st.calls / N).toFixed(2)}×  ${st.source}`))
         const { commits = 0, 'µs': micros = 0, ...kinds } = counts
         const total = Object.values(kinds).reduce((a, b) => a + b, 0)
         lines.push(`  ${target.padEnd(14)} ${server.name.padEnd(16)} ${(total / N).toFixed(1).padStart(5)} statements, ${(commits / N).toFixed(1)} commits, ${(micros / N).toFixed(0).padStart(4)} µs in SQLite  (${Object.entries(kinds).map(([k, v]) => `${k} ${(v / N).toFixed(1)}`).join(', ')})`)
       }
     }
-    for (const target of TARGETS) {
-      for (const server of servers) {
-        const request = requestFor(server, target) as any
-        const req = request.setupRequest({ ...request })
-        await fetch(`${server.url}${req.path}`, { method: req.method, headers: req.headers, body: req.body })
-        const { sources } = await (await fetch(`${server.url}/__bench/sql?sources=1`)).json() as { sources: string[] }
-        lines.push(`one ${target} on ${server.name}, in order:`, ...sources.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s}`))
-      }
-    }
+    // Each statement in the order a request first ran it, with its mean time and calls per request.
+    lines.push(...perStatement)
     process.stdout.write(`${lines.join('\n')}\n`)
   } finally {
     await Promise.all(servers.map(stopServer))

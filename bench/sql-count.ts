@@ -16,6 +16,8 @@ export function installSqlCounter (): SqlCounter {
   let counts: Record<string, number> = {}
   let inTransaction = false
   let sources: string[] = []
+  /** Time in SQLite per statement text (µs) and calls, since the previous call of the route. */
+  let byStatement = new Map<string, { calls: number, micros: number }>()
   const probe = new SQLite(':memory:')
   const proto = Object.getPrototypeOf(probe.prepare('SELECT 1')) as Record<string, (...args: unknown[]) => unknown>
   probe.close()
@@ -32,6 +34,10 @@ export function installSqlCounter (): SqlCounter {
         const micros = Number(process.hrtime.bigint() - started) / 1000
         counts['µs'] = (counts['µs'] ?? 0) + micros
         if (sources.length < 100) sources.push(`${this.source.replace(/\s+/g, ' ').slice(0, 150)}  [${micros.toFixed(0)} µs]`)
+        const seen = byStatement.get(this.source) ?? { calls: 0, micros: 0 }
+        seen.calls++
+        seen.micros += micros
+        byStatement.set(this.source, seen)
         updateCommits(kind)
       }
     }
@@ -49,9 +55,15 @@ export function installSqlCounter (): SqlCounter {
   return {
     route (app) {
       app.get('/__bench/sql', async (request) => {
-        const result = (request.query as { sources?: string }).sources === '1' ? { sources } : counts
+        const query = request.query as { sources?: string, statements?: string }
+        const result = query.sources === '1'
+          ? { sources }
+          : query.statements === '1'
+            ? { counts, statements: [...byStatement].map(([source, s]) => ({ source: source.replace(/\s+/g, ' ').slice(0, 150), calls: s.calls, micros: s.micros })) }
+            : counts
         counts = {}
         sources = []
+        byStatement = new Map()
         return result
       })
     },
