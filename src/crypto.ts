@@ -97,12 +97,17 @@ export function safeEqual (a: string, b: string): boolean {
 
 /**
  * A new row id: a UUID version 7 (RFC 9562 section 5.7), 48 bits of
- * milliseconds then 74 random bits. Ids made later sort later, so each new
- * row lands at the end of its primary-key index instead of on a random page
- * of it: on a large table that is one page a write touches instead of one
- * read from disk (bench/README.md, "users_scale"). The creation time it shows
- * is no secret (rows carry `created_at`); nothing relies on an id being
- * unguessable: tokens are separate random values, stored as keyed hashes.
+ * milliseconds, a 32-bit counter (random at each new millisecond, then one
+ * up for each further id of that millisecond in this process) and 42 random
+ * bits: ids made in one millisecond differ by one in the counter and in 42
+ * random bits only, and an id shows when its row was made. Ids made later
+ * sort later, so each new row lands at the end of its primary-key index
+ * instead of on a random page of it: on a large table that is one page a
+ * write touches instead of one read from disk (bench/README.md,
+ * "users_scale"). The creation time it shows is no secret (rows carry
+ * `created_at`); nothing relies on an id being unguessable: tokens are
+ * separate random values, stored as keyed hashes, and every route that takes
+ * an id acts only on the caller's own rows.
  */
 export function newId (): string {
   return uuidv7()

@@ -270,7 +270,7 @@ function likelyMeant (path: string, key: string): string | undefined {
 function refuseUnknownKeys (path: string, given: unknown): void {
   if (given === undefined || (path === 'docs' && given === false)) return
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-    throw new AuthKitOptionsError(path, `must be an object of options${path === 'docs' ? ' or false' : ''} (got ${Array.isArray(given) ? 'an array' : String(given)})`)
+    throw new AuthKitOptionsError(path, `must be an object of options${path === 'docs' ? ' or false' : ''} (got ${shown(given)})`)
   }
   const known = OPTION_GROUPS.get(path)!
   for (const [key, value] of Object.entries(given)) {
@@ -285,17 +285,30 @@ function refuseUnknownKeys (path: string, given: unknown): void {
   }
 }
 
+/**
+ * What a refused value was, for an error message: a number, boolean, null or
+ * undefined as itself; anything else by its kind only. A string given in the
+ * wrong place may be a secret or a URL with a password (`email:
+ * 'smtps://user:pass@host'`), and error messages end up in logs.
+ */
+function shown (value: unknown): string {
+  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'boolean') return String(value)
+  if (typeof value === 'string') return 'a string'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'function' ? 'a function' : `a value of type ${typeof value}`
+}
+
 function positiveInt (option: string, value: unknown, fallback: number, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new AuthKitOptionsError(option, `must be a whole number from ${min} to ${max} (got ${String(value)})`)
+    throw new AuthKitOptionsError(option, `must be a whole number from ${min} to ${max} (got ${shown(value)})`)
   }
   return value
 }
 
 function bool (option: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new AuthKitOptionsError(option, `must be true or false (got ${String(value)})`)
+  if (typeof value !== 'boolean') throw new AuthKitOptionsError(option, `must be true or false (got ${shown(value)})`)
   return value
 }
 
@@ -389,7 +402,7 @@ function resolveWebAuthn (value: unknown): WebAuthnSettings | null {
 /** `mfa.required` as a function of the user; nobody is required while MFA is off. */
 function requiredPolicy (value: unknown, enabled: boolean): ResolvedOptions['mfa']['required'] {
   if (value !== undefined && typeof value !== 'boolean' && typeof value !== 'function') {
-    throw new AuthKitOptionsError('mfa.required', `must be true, false or a function of the user (got ${String(value)})`)
+    throw new AuthKitOptionsError('mfa.required', `must be true, false or a function of the user (got ${shown(value)})`)
   }
   if (!enabled || value === undefined || value === false) return () => false
   if (value === true) return () => true

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { toNullableNumber, toNumber } from './normalize.js'
+import { affected, toNullableNumber, toNumber } from './normalize.js'
 import { prepare } from '../db/prepared.js'
 
 export interface LoginAttemptRow {
@@ -92,8 +92,15 @@ export class LoginAttemptRepository {
     return (await markUsedRow.run(this.db, id, now)) === 1
   }
 
-  async rebind (id: string, method: string): Promise<void> {
-    await this.db.updateTable('auth_kit_login_attempt').set({ method }).where('id', '=', id).where('used_at', 'is', null).execute()
+  /**
+   * Binds the attempt to `method`, only if it is still usable at `now`
+   * (milliseconds) with fewer than `maxFailures` wrong codes; false if it is
+   * not (used, expired or killed since it was read), and then nothing changed.
+   */
+  async rebind (id: string, method: string, now: number, maxFailures: number): Promise<boolean> {
+    const result = await this.db.updateTable('auth_kit_login_attempt').set({ method })
+      .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now).where('failures', '<', maxFailures).executeTakeFirst()
+    return affected(result) === 1
   }
 
   /** Every live attempt of the user stops working (the user is gone, rule 12). */

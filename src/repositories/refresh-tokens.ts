@@ -76,8 +76,13 @@ export class RefreshTokenRepository {
     return (await revokeRow.run(this.db, id, now)) === 1
   }
 
-  async revokeFamily (familyId: string, now: number): Promise<void> {
-    await this.revokeFamilies([familyId], now)
+  /**
+   * Every live token of one chain of `userId`'s; a chain of another user's is
+   * left alone (its id comes from the caller, and an id is no secret).
+   */
+  async revokeFamilyOf (userId: string, familyId: string, now: number): Promise<void> {
+    await this.db.updateTable('auth_kit_refresh_token').set({ revoked_at: now })
+      .where('family_id', '=', familyId).where('user_id', '=', userId).where('revoked_at', 'is', null).execute()
   }
 
   /** Every live token of these chains, in one statement (not one per session). */

@@ -277,7 +277,8 @@ export class LoginService {
     const target = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === newMethod)
     if (target === undefined) throw new AuthKitErrors.MethodNotFound()
     const dispatched = await this.props.methods.handlerFor(user, target).dispatch({ kind: 'login', attemptId: attempt.id }, { strict: false })
-    await this.attempts.rebind(attempt.id, newMethod)
+    // A verify (or the last wrong code) may have spent the attempt since it was read: then it is not rebound, and the answer says so.
+    if (!(await this.attempts.rebind(attempt.id, newMethod, this.now, this.props.settings.maxAttemptsPerToken))) throw new AuthKitErrors.InvalidEphemeralToken()
     // Within the resend cooldown nothing was sent: `detail` says the latest code still works.
     return { ephemeral_token: token, method: newMethod, ...(dispatched.detail === undefined ? {} : { detail: dispatched.detail }), ...challengeOf(dispatched) }
   }

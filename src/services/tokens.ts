@@ -250,11 +250,14 @@ export class TokenService {
     await this.endSession(userId, row.familyId)
   }
 
-  /** Ends one session of the user: its refresh tokens and access tokens stop working. True if it was live. */
+  /**
+   * Ends one session of the user: its refresh tokens and access tokens stop
+   * working. True if it was live. A session of another user's changes nothing.
+   */
   async endSession (userId: string, sid: string): Promise<boolean> {
     const now = this.now
     const ended = await this.sessions.revoke(sid, userId, now)
-    await this.refreshTokens.revokeFamily(sid, now)
+    await this.refreshTokens.revokeFamilyOf(userId, sid, now)
     return ended
   }
 
