@@ -289,6 +289,9 @@ export class LoginService {
     const method = (await this.props.methods.activeMethods(attempt.userId)).find((m) => m.name === attempt.method)
     if (method === undefined) throw new AuthKitErrors.InvalidEphemeralToken()
     const dispatched = await this.props.methods.handlerFor(user, method).dispatch({ kind: 'login', attemptId: attempt.id }, { strict: true })
+    // A verify that spent the attempt meanwhile (or a change of its method) leaves nothing to resend for.
+    const current = await this.attempts.findById(attempt.id)
+    if (current === undefined || !this.usable(current) || current.method !== attempt.method) throw new AuthKitErrors.InvalidEphemeralToken()
     return { ephemeral_token: token, detail: dispatched.detail ?? 'A new code has been sent.', ...challengeOf(dispatched) }
   }
 }

@@ -92,3 +92,33 @@ t.test('change-method that loses the race to a successful verify answers 401, no
   t.equal(verified?.status, 200, 'the verify went through first')
   expectError(t, changed, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN', 'change-method on the now spent token')
 })
+
+t.test('resend that loses the race to a successful verify answers 401, not "a new code has been sent" for a spent token', async (t) => {
+  const clock = manualClock()
+  const sms = recordingSmsHandler()
+  // As above: the host's store orders the two requests, the verify completing
+  // between resend's read of the attempt and its answer.
+  let between: (() => Promise<void>) | undefined
+  const app = await appOverStore(t, (base) => ({
+    findById: async (id) => {
+      const run = between
+      between = undefined
+      if (run !== undefined) await run()
+      return base.findById(id)
+    },
+  }), { now: clock.now, mfa: { handlers: [AppHandler, sms.Handler] } })
+  const user = await userWithAppAndSms(app, clock, sms)
+  clock.advance(31)
+  const step1 = await startLogin(app, user)
+  const changed = await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'sms' })
+  t.equal(changed.status, 200, 'the attempt now waits for an SMS code')
+  clock.advance(31)
+  const code = sms.last(String(user.id))
+  const texted = sms.count(String(user.id))
+  let verified: { status: number } | undefined
+  between = async () => { verified = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code }) }
+  const resent = await post(app, '/login/resend/', { ephemeral_token: step1.ephemeral_token })
+  t.equal(verified?.status, 200, 'the verify went through first')
+  expectError(t, resent, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN', 'resend on the now spent token')
+  t.ok(sms.count(String(user.id)) <= texted + 1, 'at most the one text the race let through')
+})
