@@ -2,7 +2,7 @@
 // attempt, rotation reading the built-in user with the token, UUID v7 row ids,
 // options that refuse unknown keys). Each test is a fault an attacker, or a
 // host's honest mistake, could reach through the contract.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import authKitMfa, { AppHandler, type AuthKitOptions } from '../../src/index.js'
 import { SECRET, appOverStore, clockedApp, expectError, get, manualClock, newUser, post, totp } from '../helpers/app.js'
@@ -69,11 +69,15 @@ t.test('a registration error never repeats the value of a misplaced option (a se
   }
 })
 
-t.test('change-method that loses the race to a successful verify answers 401, not a 200 for a token that is spent', async (t) => {
+/**
+ * An app with AppHandler and an SMS method over a host user store that is only
+ * a seam to order two requests deterministically: `runBetween(work)` makes the
+ * next `findById` (a login route's read of the attempt's user) run `work`
+ * first, so a verify completes between that route's read and its answer.
+ */
+async function raceableApp (t: Test) {
   const clock = manualClock()
   const sms = recordingSmsHandler()
-  // The host's store is only a seam to order two requests deterministically:
-  // the verify completes between change-method's read of the attempt and its write.
   let between: (() => Promise<void>) | undefined
   const app = await appOverStore(t, (base) => ({
     findById: async (id) => {
@@ -84,30 +88,22 @@ t.test('change-method that loses the race to a successful verify answers 401, no
     },
   }), { now: clock.now, mfa: { handlers: [AppHandler, sms.Handler] } })
   const user = await userWithAppAndSms(app, clock, sms)
+  return { app, clock, sms, user, runBetween: (work: () => Promise<void>) => { between = work } }
+}
+
+t.test('change-method that loses the race to a successful verify answers 401, not a 200 for a token that is spent', async (t) => {
+  const { app, clock, user, runBetween } = await raceableApp(t)
   const step1 = await startLogin(app, user)
   const code = await totp(user.secret, clock.now())
   let verified: { status: number } | undefined
-  between = async () => { verified = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code }) }
+  runBetween(async () => { verified = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code }) })
   const changed = await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'sms' })
   t.equal(verified?.status, 200, 'the verify went through first')
   expectError(t, changed, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN', 'change-method on the now spent token')
 })
 
 t.test('resend that loses the race to a successful verify answers 401, not "a new code has been sent" for a spent token', async (t) => {
-  const clock = manualClock()
-  const sms = recordingSmsHandler()
-  // As above: the host's store orders the two requests, the verify completing
-  // between resend's read of the attempt and its answer.
-  let between: (() => Promise<void>) | undefined
-  const app = await appOverStore(t, (base) => ({
-    findById: async (id) => {
-      const run = between
-      between = undefined
-      if (run !== undefined) await run()
-      return base.findById(id)
-    },
-  }), { now: clock.now, mfa: { handlers: [AppHandler, sms.Handler] } })
-  const user = await userWithAppAndSms(app, clock, sms)
+  const { app, clock, sms, user, runBetween } = await raceableApp(t)
   clock.advance(31)
   const step1 = await startLogin(app, user)
   const changed = await post(app, '/login/change-method/', { ephemeral_token: step1.ephemeral_token, new_method: 'sms' })
@@ -116,7 +112,7 @@ t.test('resend that loses the race to a successful verify answers 401, not "a ne
   const code = sms.last(String(user.id))
   const texted = sms.count(String(user.id))
   let verified: { status: number } | undefined
-  between = async () => { verified = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code }) }
+  runBetween(async () => { verified = await post(app, '/login/verify/', { ephemeral_token: step1.ephemeral_token, code }) })
   const resent = await post(app, '/login/resend/', { ephemeral_token: step1.ephemeral_token })
   t.equal(verified?.status, 200, 'the verify went through first')
   expectError(t, resent, 401, 'AUTH_KIT_INVALID_EPHEMERAL_TOKEN', 'resend on the now spent token')
