@@ -4,7 +4,7 @@ import type { Database } from './db/types.js'
 import { Keyring } from './crypto.js'
 import type { ResolvedOptions } from './options.js'
 import { HandlerRegistry } from './handlers/registry.js'
-import { Mailer } from './mail.js'
+import type { Mailer } from './mail.js'
 import { BuiltInUserStore, type UserStore } from './users.js'
 import { type Repositories, repositoriesOf } from './repositories/index.js'
 import { EventBus } from './services/events.js'
@@ -39,13 +39,12 @@ export interface AuthKitParts {
  * handed only what it uses (one props object apiece, as Kysely's classes
  * take theirs). Nothing here runs a query.
  */
-export function composeAuthKit ({ db, options, log }: { db: Kysely<Database>, options: ResolvedOptions, log: FastifyBaseLogger }): AuthKitParts {
+export function composeAuthKit ({ db, options, mailer, log }: { db: Kysely<Database>, options: ResolvedOptions, mailer: Mailer | null, log: FastifyBaseLogger }): AuthKitParts {
   const { mfa, now } = options
   const keyring = new Keyring(options.secrets)
   const repositories = repositoriesOf(db)
   const registry = new HandlerRegistry(mfa.handlers, mfa)
   const users = options.users ?? new BuiltInUserStore(db, now)
-  const mailer = options.email !== undefined ? new Mailer(options.email) : null
   const events = new EventBus(options.onEvent, log, now)
   const tokens = new TokenService({ db, repositories, keyring, settings: options.tokens, builtInUsers: options.users === undefined, now })
   const lockout = new LockoutService({ settings: mfa, now })

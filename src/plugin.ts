@@ -11,6 +11,7 @@ import { resolveOptions, type AuthKitOptions, type ResolvedOptions } from './opt
 import { openDatabase, migrateToLatest, requireMigrated } from './db/connect.js'
 import { decoratorOf, type AuthKitDecorator, type AuthKitGuards, type SessionRow as AuthKitSession } from './core.js'
 import { composeAuthKit, type AuthKitParts } from './compose.js'
+import { Mailer } from './mail.js'
 import { componentSchemas } from '../schemas/index.js'
 import { BEARER_DESCRIPTION, DOCUMENT_TAGS, SWAGGER_UI_THEME, documentDescription, orderPathsBySession } from './docs.js'
 import { loginRoutePlugin, secondFactorRoutePlugin } from './routes/login.js'
@@ -157,6 +158,8 @@ function guardedByAuthKit (route: RouteOptions, guards: AuthKitGuards): boolean 
 
 const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
   const options = resolveOptions(rawOptions)
+  // Before the database: making a transport opens no connection and holds nothing to release.
+  const mailer = options.email === undefined ? null : await Mailer.create(options.email)
   const { db, owned } = await openDatabase(options.database)
   try {
     if (options.migrate) await migrateToLatest(db)
@@ -165,7 +168,7 @@ const plugin: FastifyPluginAsync<AuthKitOptions> = async (app, rawOptions) => {
     if (owned) await db.destroy()
     throw err
   }
-  const parts = composeAuthKit({ db, options, log: app.log })
+  const parts = composeAuthKit({ db, options, mailer, log: app.log })
   for (const { name, users } of options.mfa.enabled ? await parts.methods.orphanedMethods() : []) {
     app.log.warn({ method: name, users }, `fastify-auth-kit: ${users} user(s) have an active "${name}" method, but no handler named "${name}" is in mfa.handlers: it is ignored, and users with no other method log in with their password alone`)
   }

@@ -31,6 +31,20 @@ t.test('MfaHandler: the attributes a subclass does not set have the contract def
   t.same(handler.settings, { totpInterval: 45, totpValidWindow: 2, codeExpiry: 420 }, 'unset class values follow the plugin options')
 })
 
+t.test('a handler the host makes itself says where to get one, and a handler the plugin made shows none of its services', async (t) => {
+  class PhoneCallHandler extends MfaHandler {
+    static override NAME = 'phone_call'
+  }
+  const { app } = await clockedApp(t, { mfa: { handlers: [AppHandler, PhoneCallHandler] } })
+  const user = await newUser(app)
+  t.equal((await post(app, '/mfa/', { method: 'phone_call' }, user.access)).status, 201)
+  const made = await app.authKit.handlerFor(user.id, 'phone_call')
+  t.same(Object.keys(made).sort(), ['method', 'user'], 'own properties: user and method only')
+  t.same(Object.getOwnPropertySymbols(made), [], 'no symbol-keyed properties either')
+  const own = new PhoneCallHandler(made.user, made.method)
+  t.throws(() => own.settings, /PhoneCallHandler was not made by the plugin; get one from app\.authKit\.handlerFor\(\)/)
+})
+
 t.test('a dispatching handler, through app.authKit.handlerFor', async (t) => {
   const { app, clock, sms } = await smsApp(t)
   const user = await newUser(app)

@@ -1,5 +1,4 @@
 import { Type } from '@sinclair/typebox'
-import QRCode from 'qrcode'
 import { MfaHandler } from './base.js'
 
 /** Authenticator apps: RFC 6238 TOTP, set up by scanning a QR code. */
@@ -19,8 +18,13 @@ export class AppHandler extends MfaHandler {
     return { qr_link: link, qr_code: `data:image/svg+xml;base64,${Buffer.from(svg!).toString('base64')}` }
   }
 
-  /** The QR code of the otpauth link, as SVG markup. */
+  /**
+   * The QR code of the otpauth link, as SVG markup. qrcode (with pngjs, which
+   * it loads for its PNG output) is imported here, by the first QR code made,
+   * not at start-up: a running server mostly verifies codes.
+   */
   override async qrCodeSvg (): Promise<string> {
+    const { default: QRCode } = await import('qrcode')
     return QRCode.toString(await this.getTotpLink(), { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
   }
 }

@@ -134,16 +134,20 @@ export interface HandlerSettings {
   codeExpiry: number
 }
 
-const contexts = new WeakMap<MfaHandler, HandlerContext>()
+// Read and written through MfaHandler's private field (set in its static block):
+// the context stays out of reach of handler subclasses, as a WeakMap kept it,
+// without a process-wide WeakMap that gains an entry on every request.
+let readContext: (handler: MfaHandler) => HandlerContext | undefined
+let writeContext: (handler: MfaHandler, context: HandlerContext) => void
 
 /** @internal The plugin binds each instance it makes to its services. */
 export function bindHandler (handler: MfaHandler, context: HandlerContext): void {
-  contexts.set(handler, context)
+  writeContext(handler, context)
 }
 
 /** @internal */
 export function handlerContext (handler: MfaHandler): HandlerContext {
-  const context = contexts.get(handler)
+  const context = readContext(handler)
   if (context === undefined) throw new Error(`fastify-auth-kit: ${handler.constructor.name} was not made by the plugin; get one from app.authKit.handlerFor()`)
   return context
 }
@@ -197,6 +201,12 @@ export abstract class MfaHandler<U extends AuthKitUser = AuthKitUser> {
 
   readonly user: U
   readonly method: MethodState
+  #context: HandlerContext | undefined
+
+  static {
+    readContext = (handler) => (#context in handler ? handler.#context : undefined)
+    writeContext = (handler, context) => { handler.#context = context }
+  }
 
   constructor (user: U, method: MethodState) {
     this.user = user

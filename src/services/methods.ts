@@ -1,4 +1,3 @@
-import { Value } from '@sinclair/typebox/value'
 import { newId } from '../crypto.js'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
@@ -167,6 +166,8 @@ export class MethodService {
     row.secret = await handler.newSecret()
     const setupData = await handler.setUp()
     // A handler whose setup data misses its own schema is a host bug: fail before storing anything.
+    // TypeBox's value checker (about 0.6 MB of heap) loads with the first method set up, not at start-up.
+    const { Value } = await import('@sinclair/typebox/value')
     if (!Value.Check(cls.setupDataSchema, setupData)) throw new Error(`fastify-auth-kit: ${cls.name}.initializeMethod() returned data that does not match its setupDataSchema`)
     const { shown, stored } = await this.props.codes.newBackupCodes(userId)
     await inUserLock(this.props.db, userId, async ({ trx }) => {
