@@ -1,9 +1,8 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import type { Locator } from 'playwright-core'
 import { buildDemo } from '../examples/app.js'
 import { manualClock, SECRET, totp } from './helpers/app.js'
-import { expectOnlyProvokedErrors, freePort, inChromium, recordErrorAnswers, screenshotDir, testInChromium } from './helpers/browser.js'
+import { demoPage, expectOnlyProvokedErrors, freePort, inChromium, recordErrorAnswers, screenshotDir, sees, testInChromium } from './helpers/browser.js'
 
 // SPEC sections 10 and 11: the demo's page with a passkey, only by clicking
 // and typing, in Debian's chromium with a CDP virtual authenticator standing
@@ -41,10 +40,6 @@ async function walkWithAPasskey (t: Test): Promise<void> {
   const heldCredentials = async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials.map((c) => Buffer.from(c.credentialId, 'base64').toString('base64url'))
   const storedCredential = () => app.authKit.db.selectFrom('auth_kit_credential').select(['credential_id', 'sign_count']).executeTakeFirst()
 
-  async function sees (t: Test, locator: Locator, pattern: RegExp, message: string): Promise<void> {
-    await locator.filter({ hasText: pattern }).first().waitFor().catch(() => {})
-    t.match(await locator.first().textContent(), pattern, message)
-  }
   let secret = ''
   let firstCredential = ''
   /** The authenticator app: the code of the next 30-second step. */
@@ -52,17 +47,8 @@ async function walkWithAPasskey (t: Test): Promise<void> {
     clock.advance(30)
     return totp(secret, clock.now())
   }
-  const status = page.locator('#status')
-  const signedInHeading = page.getByRole('heading', { name: 'Signed in as alice' })
-  const row = (name: string) => page.getByRole('row', { name: new RegExp(`^${name}`) })
-  const dialog = page.getByRole('dialog')
+  const { status, signedInHeading, row, dialog, logIn } = demoPage(page, 'alice', PASSWORD)
   const usePasskeyInDialog = dialog.getByRole('button', { name: 'Use your passkey' })
-
-  async function logIn (): Promise<void> {
-    await page.getByLabel('Username or email').fill('alice')
-    await page.locator('#login-form').getByLabel('Password').fill(PASSWORD)
-    await page.locator('#login-form').getByLabel('Password').press('Enter')
-  }
 
   await t.test('register and log in on localhost; set up the app', async (t) => {
     await page.goto(`${base}/`)

@@ -3,12 +3,11 @@ import { build } from 'esbuild'
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Locator, Page } from 'playwright-core'
 import { buildDemo } from '../examples/app.js'
 import { SWAGGER_UI_THEME } from '../src/docs.js'
 import { manualClock, SECRET, totp } from './helpers/app.js'
 import { codeIn, smtpTransport, startSmtp, type Mailbox } from './helpers/smtp.js'
-import { expectOnlyProvokedErrors, inChromium, recordErrorAnswers, ROOT, screenshotDir, testInChromium } from './helpers/browser.js'
+import { demoPage, expectOnlyProvokedErrors, inChromium, recordErrorAnswers, ROOT, screenshotDir, sees, testInChromium } from './helpers/browser.js'
 
 // SPEC section 11, "The page": the demo's page at `/`, used the way a person
 // uses it, only by clicking and typing, in Debian's chromium driven by
@@ -44,11 +43,6 @@ async function walkThePage (t: Test): Promise<void> {
   })
   const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`) })
 
-  /** Waits until `locator` shows text matching `pattern`, then checks it (so a failure reads well). */
-  async function sees (t: Test, locator: Locator, pattern: RegExp, message: string): Promise<void> {
-    await locator.filter({ hasText: pattern }).first().waitFor().catch(() => {})
-    t.match(await locator.first().textContent(), pattern, message)
-  }
   /** The latest code mail's code. */
   function mailedCode (box: Mailbox): string {
     const mails = box.messages.filter((mail) => /verification code/.test(mail.subject ?? ''))
@@ -60,18 +54,9 @@ async function walkThePage (t: Test): Promise<void> {
     clock.advance(30)
     return totp(secret, clock.now())
   }
-  const status = page.locator('#status')
-  const signedInHeading = page.getByRole('heading', { name: 'Signed in as alice' })
-  const row = (name: string) => page.getByRole('row', { name: new RegExp(`^${name}`) })
+  const { status, signedInHeading, row, dialog, logIn } = demoPage(page, 'alice', PASSWORD)
   const loginForm = page.locator('#login-form')
   const stepForm = page.locator('#verify-form')
-  const dialog = page.getByRole('dialog')
-
-  async function logIn (p: Page = page): Promise<void> {
-    await p.getByLabel('Username or email').fill('alice')
-    await p.locator('#login-form').getByLabel('Password').fill(PASSWORD)
-    await p.locator('#login-form').getByLabel('Password').press('Enter')
-  }
   async function logOut (t: Test): Promise<void> {
     await page.getByRole('button', { name: 'Log out', exact: true }).click()
     await sees(t, status, /Logged out/, 'logged out')

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core'
+import type { Browser, BrowserContext, BrowserContextOptions, Locator, Page } from 'playwright-core'
 
 // What the browser tests share: Debian's chromium, how it is launched, what a
 // page did that a test checks at the end, and where screenshots go.
@@ -135,4 +135,26 @@ export async function inChromium (t: Test, options: ChromiumOptions = {}): Promi
     return { context, page }
   }
   return { browser, ...await newPage(), log, newPage }
+}
+
+/** Waits until `locator` shows text matching `pattern`, then checks it (so a failure reads well). */
+export async function sees (t: Test, locator: Locator, pattern: RegExp, message: string): Promise<void> {
+  await locator.filter({ hasText: pattern }).first().waitFor().catch(() => {})
+  t.match(await locator.first().textContent(), pattern, message)
+}
+
+/** The parts of the demo page (examples/page/) both page tests use, signed in as `username`. */
+export function demoPage (page: Page, username: string, password: string) {
+  return {
+    status: page.locator('#status'),
+    signedInHeading: page.getByRole('heading', { name: `Signed in as ${username}` }),
+    row: (name: string) => page.getByRole('row', { name: new RegExp(`^${name}`) }),
+    dialog: page.getByRole('dialog'),
+    /** Step 1 of the login form, on `p` (default the page). */
+    async logIn (p: Page = page): Promise<void> {
+      await p.getByLabel('Username or email').fill(username)
+      await p.locator('#login-form').getByLabel('Password').fill(password)
+      await p.locator('#login-form').getByLabel('Password').press('Enter')
+    },
+  }
 }
