@@ -1,6 +1,6 @@
-import type { Kysely } from 'kysely'
+import type { ExpressionBuilder, Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
-import { affected, toNullableNumber, toNumber } from './normalize.js'
+import { toNullableNumber, toNumber } from './normalize.js'
 import { prepare } from '../db/prepared.js'
 
 export interface LoginAttemptRow {
@@ -23,16 +23,25 @@ const byHashesWithUser = prepare((db, hashes: string[]) => db.selectFrom('auth_k
   .select(['u.id as u_id', 'u.username as u_username', 'u.email as u_email', 'u.created_at as u_created_at'])
   .where('a.token_hash', 'in', hashes))
 const byId = prepare((db, id: string) => db.selectFrom('auth_kit_login_attempt').selectAll().where('id', '=', id))
-// Both writes of a verify change the attempt only while it is still usable, as
-// the attempt was when read: used_at, expiry, failures and method are checked
-// by the UPDATE itself, so no second read is needed under the user's lock.
+/**
+ * Rule 2 in SQL: an attempt is usable while unused, unexpired at `now`
+ * (milliseconds) and under `maxFailures` wrong codes. Every write that must
+ * not touch a dead attempt says so in its WHERE, so no second read of the
+ * attempt is needed under the user's lock; LoginService's `usable` is the
+ * same test on a row already read.
+ */
+function usable (eb: ExpressionBuilder<Database, 'auth_kit_login_attempt'>, now: number, maxFailures: number) {
+  return eb.and([eb('used_at', 'is', null), eb('expires_at', '>', now), eb('failures', '<', maxFailures)])
+}
 const countFailure = prepare((db, id: string, now: number, maxFailures: number) => db.updateTable('auth_kit_login_attempt')
   .set((eb) => ({ failures: eb('failures', '+', 1) }))
-  .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now).where('failures', '<', maxFailures))
-const markUsedRow = prepare((db, id: string, now: number) => db.updateTable('auth_kit_login_attempt').set({ used_at: now }).where('id', '=', id).where('used_at', 'is', null))
+  .where('id', '=', id).where((eb) => usable(eb, now, maxFailures)))
 const markUsedIfUsable = prepare((db, id: string, now: number, maxFailures: number, method: string) => db.updateTable('auth_kit_login_attempt')
   .set({ used_at: now })
-  .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now).where('failures', '<', maxFailures).where('method', '=', method))
+  .where('id', '=', id).where((eb) => usable(eb, now, maxFailures)).where('method', '=', method))
+const rebindIfUsable = prepare((db, id: string, method: string, now: number, maxFailures: number) => db.updateTable('auth_kit_login_attempt')
+  .set({ method })
+  .where('id', '=', id).where((eb) => usable(eb, now, maxFailures)))
 const purgeExpiredOf = prepare((db, userId: string, now: number) => db.deleteFrom('auth_kit_login_attempt').where('user_id', '=', userId).where('expires_at', '<=', now))
 
 type AttemptRecord = { id: string, user_id: string, method: string, failures: unknown, expires_at: unknown, used_at: unknown }
@@ -87,10 +96,7 @@ export class LoginAttemptRepository {
     return (await markUsedIfUsable.run(this.db, id, now, maxFailures, method)) === 1
   }
 
-  /** The attempt's one successful verify; false if it was used already. */
-  async markUsed (id: string, now: number): Promise<boolean> {
-    return (await markUsedRow.run(this.db, id, now)) === 1
-  }
+
 
   /**
    * Binds the attempt to `method`, only if it is still usable at `now`
@@ -98,10 +104,9 @@ export class LoginAttemptRepository {
    * not (used, expired or killed since it was read), and then nothing changed.
    */
   async rebind (id: string, method: string, now: number, maxFailures: number): Promise<boolean> {
-    const result = await this.db.updateTable('auth_kit_login_attempt').set({ method })
-      .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now).where('failures', '<', maxFailures).executeTakeFirst()
-    return affected(result) === 1
+    return (await rebindIfUsable.run(this.db, id, method, now, maxFailures)) === 1
   }
+
 
   /** Every live attempt of the user stops working (the user is gone, rule 12). */
   async killAllOf (userId: string, now: number): Promise<void> {

@@ -177,6 +177,7 @@ export class LoginService {
     return { attempt, user: withoutPasswordHash(user) }
   }
 
+  /** Rule 2 on a row already read; the attempt's writes test the same in SQL (repositories/login-attempts.ts `usable`). */
   private usable (attempt: LoginAttemptRow): boolean {
     return attempt.usedAt === null && attempt.expiresAt > this.now && attempt.failures < this.props.settings.maxAttemptsPerToken
   }
