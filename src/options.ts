@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { distance as levenshtein } from 'fastest-levenshtein'
 import { AuthKitOptionsError } from './errors.js'
 import { MfaHandler, type MfaHandlerClass, type WebAuthnSettings } from './handlers/base.js'
 import { AppHandler } from './handlers/app.js'
@@ -225,28 +226,20 @@ const OPTION_GROUPS: ReadonlyMap<string, ReadonlySet<string>> = (() => {
   return groups
 })()
 
-/** Edits (insert, delete, replace, swap two neighbours) from `a` to `b`, case ignored. */
+/** Edits (insert, delete, replace) from `a` to `b`, case ignored (Levenshtein distance). */
 function editDistance (a: string, b: string): number {
-  const x = a.toLowerCase()
-  const y = b.toLowerCase()
-  const d = Array.from({ length: x.length + 1 }, (_, i) => Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
-  for (let i = 1; i <= x.length; i++) {
-    for (let j = 1; j <= y.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1))
-      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1)
-    }
-  }
-  return d[x.length][y.length]
+  return levenshtein(a.toLowerCase(), b.toLowerCase())
 }
 
 /**
  * The option an unknown key most likely meant: the closest key of its own
  * group, else a key of the same name (or nearly) in another group
  * (`lockoutThreshold` at the top is `mfa.lockoutThreshold`). Close: at most a
- * third of the key's letters wrong, and never more than 3.
+ * third of the key's letters wrong, 2 (two swapped letters) in any key, never
+ * more than 3.
  */
 function likelyMeant (path: string, key: string): string | undefined {
-  const limit = Math.min(3, Math.max(1, Math.floor(key.length / 3)))
+  const limit = Math.min(3, Math.max(2, Math.floor(key.length / 3)))
   const closest = (groups: Array<[string, ReadonlySet<string>]>): string | undefined => {
     let best: { option: string, distance: number } | undefined
     for (const [groupPath, keys] of groups) {
