@@ -45,6 +45,8 @@ t.test('a chain refreshed for a long time between logins keeps few spent tokens'
     refresh = res.body.refresh
   }
   const left = await count()
-  t.ok(left < rotations / 4, `${left} tokens left after ${rotations} rotations (without clearing: ${rotations + 1})`)
+  // One rotation in 16 clears at random: the rows left are the rotations since
+  // the last clearing, so more than 250 comes once in about 10 million runs.
+  t.ok(left < 250, `${left} tokens left after ${rotations} rotations (without clearing: ${rotations + 1})`)
   t.equal((await post(app, '/token/refresh/', { refresh })).status, 200, 'the newest token still works')
 })
