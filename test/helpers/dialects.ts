@@ -57,6 +57,16 @@ const postgres: Dialect = {
       drop: async () => {
         const client = new pg.Client({ connectionString: POSTGRES_ADMIN })
         await client.connect()
+        // FORCE ends any connection still open, and a pg client of this process
+        // that is ended so throws "terminating connection due to administrator
+        // command" into the test (seen twice in CI). So first give connections
+        // still closing, or idle in a pool (pg drops idle ones after 10 s),
+        // the time to go; FORCE only after that.
+        for (let waited = 0; waited < 15_000; waited += 200) {
+          const { rows } = await client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name])
+          if (rows[0].n === 0) break
+          await new Promise((resolve) => setTimeout(resolve, 200))
+        }
         await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
         await client.end()
       },
